@@ -1,0 +1,9 @@
+from common.errors import ApplicationError
+
+
+class BalanceLimitExceeded(ApplicationError):
+    code = "balance_limit_exceeded"
+
+
+class InsufficientBalance(ApplicationError):
+    code = "insufficient_balance"

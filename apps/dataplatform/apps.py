@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class DataplatformConfig(AppConfig):
+    name = "apps.dataplatform"
+    label = "dataplatform"
+    verbose_name = "Data platform delivery"

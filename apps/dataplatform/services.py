@@ -1,0 +1,84 @@
+"""Sends completed orders to the external data platform (DATA_PLATFORM_URL), with retries and a
+dead-letter state that operators can see and send again."""
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.dataplatform.models import Delivery, DeliveryStatus
+from common.errors import ApplicationError, RetryableError
+
+DONE = (DeliveryStatus.SENT, DeliveryStatus.RECORDED)
+
+
+class DeliveryFailed(RetryableError):
+    pass
+
+
+class DeliveryRefused(Exception):
+    """The platform answered 4xx: sending the same payload again will not help."""
+
+
+def delivery_record(*, order_id: int, payload: dict) -> Delivery:
+    delivery, _ = Delivery.objects.get_or_create(order_id=order_id, defaults={"payload": payload})
+    return delivery
+
+
+def _post(url: str, delivery: Delivery) -> None:
+    try:
+        response = requests.post(
+            url,
+            json=delivery.payload,
+            timeout=settings.DATA_PLATFORM_TIMEOUT_SECONDS,
+            headers={"Idempotency-Key": f"order-{delivery.order_id}"},
+        )
+    except requests.RequestException as error:
+        raise DeliveryFailed(f"{type(error).__name__}: {error}") from error
+    if response.status_code >= 500 or response.status_code in (408, 429):
+        raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:200]}")
+    if response.status_code >= 400:
+        raise DeliveryRefused(f"HTTP {response.status_code}: {response.text[:200]}")
+
+
+def delivery_attempt(*, delivery_id: int) -> str:
+    """One try. Returns the new status; raises DeliveryFailed when a later try may succeed."""
+    delivery = Delivery.objects.get(pk=delivery_id)
+    if delivery.status in DONE:
+        return delivery.status
+    url = settings.DATA_PLATFORM_URL
+    if not url:
+        Delivery.objects.filter(pk=delivery_id).update(status=DeliveryStatus.RECORDED, delivered_at=timezone.now())
+        return DeliveryStatus.RECORDED
+    Delivery.objects.filter(pk=delivery_id).update(attempts=F("attempts") + 1)
+    try:
+        _post(url, delivery)
+    except DeliveryFailed as failure:
+        Delivery.objects.filter(pk=delivery_id).update(status=DeliveryStatus.RETRYING, last_error=str(failure))
+        raise
+    except DeliveryRefused as refusal:
+        Delivery.objects.filter(pk=delivery_id).update(status=DeliveryStatus.DEAD, last_error=str(refusal))
+        return DeliveryStatus.DEAD
+    Delivery.objects.filter(pk=delivery_id).update(
+        status=DeliveryStatus.SENT, delivered_at=timezone.now(), last_error=""
+    )
+    return DeliveryStatus.SENT
+
+
+def delivery_give_up(*, delivery_id: int, error: str) -> None:
+    Delivery.objects.filter(pk=delivery_id).exclude(status__in=DONE).update(
+        status=DeliveryStatus.DEAD, last_error=error
+    )
+
+
+def delivery_resend(*, delivery_id: int) -> None:
+    """An operator sends a dead delivery again, with a fresh round of tries."""
+    from apps.dataplatform.tasks import send_delivery_task
+
+    with transaction.atomic():
+        if not Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.DEAD).update(
+            status=DeliveryStatus.PENDING, attempts=0, last_error=""
+        ):
+            raise ApplicationError("Only a dead delivery can be sent again.", code="delivery_not_dead")
+        transaction.on_commit(lambda: send_delivery_task.delay(delivery_id))

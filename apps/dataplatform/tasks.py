@@ -1,0 +1,36 @@
+import random
+
+from celery import Task, shared_task
+from django.conf import settings
+
+from apps.dataplatform.services import DeliveryFailed, delivery_attempt, delivery_give_up, delivery_record
+from apps.orders.events import OrderCompleted
+from common.tasks import LISTENER_TASK_OPTIONS
+from eventbus.events import event_from_envelope
+
+
+def _backoff(retries: int) -> float:
+    """Exponential backoff with full jitter."""
+    return random.uniform(0, settings.DATA_PLATFORM_BACKOFF_SECONDS * 2**retries)
+
+
+def _attempt_or_retry(task: Task, delivery_id: int) -> None:
+    try:
+        delivery_attempt(delivery_id=delivery_id)
+    except DeliveryFailed as failure:
+        if task.request.retries + 1 >= settings.DATA_PLATFORM_MAX_ATTEMPTS:
+            delivery_give_up(delivery_id=delivery_id, error=str(failure))
+            return
+        raise task.retry(countdown=_backoff(task.request.retries), max_retries=None) from failure
+
+
+@shared_task(bind=True, **LISTENER_TASK_OPTIONS)
+def deliver_order_task(self: Task, envelope: dict) -> None:
+    event: OrderCompleted = event_from_envelope(envelope)
+    delivery = delivery_record(order_id=event.order_id, payload=envelope["data"])
+    _attempt_or_retry(self, delivery.pk)
+
+
+@shared_task(bind=True, **LISTENER_TASK_OPTIONS)
+def send_delivery_task(self: Task, delivery_id: int) -> None:
+    _attempt_or_retry(self, delivery_id)

@@ -1,0 +1,44 @@
+from rest_framework import serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.orders.selectors import order_views, order_visible_to, orders_visible_to
+from apps.orders.services import OrderLineInput, order_create
+
+
+class OrderPagination(PageNumberPagination):
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+class OrderListCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        class LineSerializer(serializers.Serializer):
+            product_id = serializers.IntegerField(min_value=1)
+            quantity = serializers.IntegerField(min_value=1, max_value=1_000)
+
+        items = LineSerializer(many=True, allow_empty=False, max_length=50)
+        user_coupon_id = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        order = order_create(
+            user_id=request.user.pk,
+            lines=[OrderLineInput(**line) for line in data.validated_data["items"]],
+            user_coupon_id=data.validated_data["user_coupon_id"],
+        )
+        order = order_visible_to(request.user, order.pk)
+        return Response(order_views([order])[0], status=status.HTTP_201_CREATED)
+
+    def get(self, request):
+        paginator = OrderPagination()
+        page = paginator.paginate_queryset(orders_visible_to(request.user), request, view=self)
+        return paginator.get_paginated_response(order_views(page))
+
+
+class OrderDetailApi(APIView):
+    def get(self, request, order_id: int):
+        return Response(order_views([order_visible_to(request.user, order_id)])[0])

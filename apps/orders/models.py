@@ -1,0 +1,62 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class OrderStatus(models.TextChoices):
+    CREATED = "CREATED"
+    PAYMENT_WAITING = "PAYMENT_WAITING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+class Order(models.Model):
+    """An order. Its status moves only by conditional updates in services (CREATED → PAYMENT_WAITING →
+    COMPLETED, or CREATED / PAYMENT_WAITING → FAILED), which is what fences the saga's decisions."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.CREATED)
+    failure_reason = models.TextField(blank=True, default="")
+    user_coupon_id = models.BigIntegerField(null=True, blank=True)
+    gross_price = models.BigIntegerField()
+    discount_price = models.BigIntegerField(default=0)
+    total_price = models.BigIntegerField()
+    # The steps' outcome as the orders app saw it when it decided (the process hash lives in Redis).
+    steps = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="order_user_newest"),
+            models.Index(fields=["status", "created_at"], name="order_status_age"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    discount_price__gte=0, total_price__gt=0, total_price=F("gross_price") - F("discount_price")
+                ),
+                name="order_prices_add_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.pk} ({self.status})"
+
+
+class OrderItem(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    product_id = models.BigIntegerField()
+    quantity = models.PositiveIntegerField()
+    unit_price = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["order", "product_id"], name="order_item_one_line_per_product"),
+            models.CheckConstraint(condition=Q(quantity__gt=0, unit_price__gt=0), name="order_item_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × product {self.product_id}"

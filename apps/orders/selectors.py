@@ -1,0 +1,50 @@
+from collections.abc import Sequence
+
+from django.db.models import QuerySet
+
+from apps.orders.models import Order
+from apps.orders.process import read_steps
+from apps.orders.services.saga import order_steps
+from apps.payments.selectors import payment_summaries
+from common.errors import NotFound
+
+
+def orders_visible_to(user) -> QuerySet[Order]:
+    orders = Order.objects.prefetch_related("items").order_by("-created_at", "-id")
+    return orders if user.is_staff else orders.filter(user=user)
+
+
+def order_visible_to(user, order_id: int) -> Order:
+    """An order of the caller (any order for staff); someone else's order is simply not found."""
+    order = orders_visible_to(user).filter(pk=order_id).first()
+    if order is None:
+        raise NotFound(f"Order {order_id} does not exist.")
+    return order
+
+
+def order_views(orders: Sequence[Order]) -> list[dict]:
+    """The orders as API.md shows them: live steps from Redis (one round trip for all), payments from
+    the payments app (one query for all)."""
+    live = read_steps([order.pk for order in orders if order.steps is None])
+    payments = payment_summaries(order_ids=[order.pk for order in orders])
+    return [
+        {
+            "id": order.pk,
+            "user_id": order.user_id,
+            "status": order.status,
+            "failure_reason": order.failure_reason or None,
+            "items": [
+                {"product_id": item.product_id, "quantity": item.quantity, "unit_price": item.unit_price}
+                for item in order.items.all()
+            ],
+            "user_coupon_id": order.user_coupon_id,
+            "gross_price": order.gross_price,
+            "discount_price": order.discount_price,
+            "total_price": order.total_price,
+            "steps": order_steps(order, live.get(order.pk)),
+            "payment": payments.get(order.pk),
+            "created_at": order.created_at,
+            "completed_at": order.completed_at,
+        }
+        for order in orders
+    ]

@@ -1,0 +1,96 @@
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+from django.conf import settings
+from django.db import transaction
+
+from apps.coupons.selectors import usable_coupon_for_order
+from apps.orders.events import OrderCreated, OrderLine
+from apps.orders.models import Order, OrderItem
+from apps.products.selectors import products_for_order
+from common.errors import ApplicationError
+from eventbus import publish
+
+
+class ProductNotOrderable(ApplicationError):
+    code = "product_not_orderable"
+
+
+@dataclass(frozen=True)
+class OrderLineInput:
+    product_id: int
+    quantity: int
+
+
+def discount_for(gross_price: int, discount_rate: Decimal) -> int:
+    """floor(gross × rate), computed exactly."""
+    return int((Decimal(gross_price) * Decimal(discount_rate)).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _merge(lines: list[OrderLineInput]) -> dict[int, int]:
+    quantities: dict[int, int] = {}
+    for line in lines:
+        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
+    return quantities
+
+
+def _validate(quantities: dict[int, int]) -> None:
+    if not quantities:
+        raise ApplicationError("An order needs at least one item.", code="validation_error")
+    if len(quantities) > settings.MAX_ORDER_LINES:
+        raise ApplicationError(
+            f"An order may hold at most {settings.MAX_ORDER_LINES} products.", code="validation_error"
+        )
+    for product_id, quantity in quantities.items():
+        if not 0 < quantity <= settings.MAX_LINE_QUANTITY:
+            raise ApplicationError(
+                f"The quantity of product {product_id} must be between 1 and {settings.MAX_LINE_QUANTITY}.",
+                code="validation_error",
+            )
+
+
+def order_create(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: int | None = None) -> Order:
+    """Price the order, save it CREATED and publish OrderCreated in one transaction. The saga's steps
+    (balance, coupon, stock) decide the rest after commit."""
+    quantities = _merge(lines)
+    _validate(quantities)
+    products = products_for_order(quantities)
+    unknown = sorted(set(quantities) - set(products))
+    if unknown:
+        raise ProductNotOrderable("Some products do not exist.", details={"product_ids": unknown})
+    not_selling = sorted(product_id for product_id in quantities if not products[product_id].orderable)
+    if not_selling:
+        raise ProductNotOrderable("Some products are not on sale.", details={"product_ids": not_selling})
+
+    gross_price = sum(products[product_id].price * quantity for product_id, quantity in quantities.items())
+    discount_price = 0
+    if user_coupon_id is not None:
+        coupon = usable_coupon_for_order(user_coupon_id=user_coupon_id, user_id=user_id)
+        discount_price = discount_for(gross_price, coupon.discount_rate)
+    total_price = gross_price - discount_price
+    if total_price <= 0:
+        raise ApplicationError("The order's total after discount must be greater than 0.", code="validation_error")
+
+    with transaction.atomic():
+        order = Order.objects.create(
+            user_id=user_id,
+            user_coupon_id=user_coupon_id,
+            gross_price=gross_price,
+            discount_price=discount_price,
+            total_price=total_price,
+        )
+        items = OrderItem.objects.bulk_create(
+            OrderItem(order=order, product_id=product_id, quantity=quantity, unit_price=products[product_id].price)
+            for product_id, quantity in sorted(quantities.items())
+        )
+        publish(
+            OrderCreated(
+                order_id=order.pk,
+                user_id=user_id,
+                user_coupon_id=user_coupon_id,
+                items=tuple(OrderLine(item.product_id, item.quantity, item.unit_price) for item in items),
+                total_price=total_price,
+                discount_price=discount_price,
+            )
+        )
+    return order

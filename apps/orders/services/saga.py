@@ -1,0 +1,124 @@
+"""The orders app's part of the saga: gather the three step results, decide once, complete or fail."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.orders.events import OrderCompleted, OrderCompleteFailed, OrderFailed, OrderLine, OrderPaymentWaited
+from apps.orders.models import Order, OrderStatus
+from apps.orders.process import FAILED, PENDING, SUCCESS, order_lock, read_steps, record_step
+from eventbus import publish
+
+logger = logging.getLogger(__name__)
+
+
+def _implied(order: Order, steps: dict[str, str]) -> dict[str, str]:
+    """An order without a coupon has nothing to use: its coupon step counts as SUCCESS."""
+    if order.user_coupon_id is None:
+        return {**steps, "coupon": SUCCESS}
+    return steps
+
+
+def order_steps(order: Order, live_steps: dict[str, str] | None = None) -> dict[str, str]:
+    """The steps as the API shows them: the process hash while the saga runs, the stored outcome after."""
+    if order.steps is not None:
+        return order.steps
+    if live_steps is None:
+        live_steps = read_steps([order.pk])[order.pk]
+    return _implied(order, live_steps)
+
+
+def order_record_step(*, order_id: int, step: str, succeeded: bool, reason: str = "") -> str | None:
+    """Record one step's result and, once no step is pending, decide: OrderPaymentWaited if all
+    succeeded, OrderFailed otherwise. Returns the event type published, if this call decided."""
+    with order_lock(order_id):
+        steps, reasons = record_step(order_id, step, succeeded=succeeded, reason=reason)
+        order = Order.objects.filter(pk=order_id).only("id", "user_id", "user_coupon_id", "total_price").first()
+        if order is None:
+            logger.warning("Step result %s for unknown order %s", step, order_id)
+            return None
+        steps = _implied(order, steps)
+        if PENDING in steps.values():
+            return None
+        with transaction.atomic():
+            return _decide(order, steps, reasons)
+
+
+def _decide(order: Order, steps: dict[str, str], reasons: dict[str, str]) -> str | None:
+    now = timezone.now()
+    # The conditional update is the fence: only the caller that moves the order out of CREATED publishes,
+    # even if the lock's lease ran out and two callers got here.
+    undecided = Order.objects.filter(pk=order.pk, status=OrderStatus.CREATED)
+    if FAILED in steps.values():
+        reason = "; ".join(
+            f"{step} step failed: {reasons.get(step, 'no reason given')}"
+            for step, state in steps.items()
+            if state == FAILED
+        )
+        if undecided.update(
+            status=OrderStatus.FAILED, failure_reason=reason, steps=steps, decided_at=now, failed_at=now
+        ):
+            publish(OrderFailed(order_id=order.pk, user_id=order.user_id, reason=reason))
+            return OrderFailed.event_type()
+        return None
+    if undecided.update(status=OrderStatus.PAYMENT_WAITING, steps=steps, decided_at=now):
+        publish(OrderPaymentWaited(order_id=order.pk, user_id=order.user_id, total_price=order.total_price))
+        return OrderPaymentWaited.event_type()
+    return None
+
+
+@transaction.atomic
+def order_complete(*, order_id: int) -> bool:
+    """The order is paid: COMPLETED and OrderCompleted, once. An order that can no longer be completed
+    (it failed, or passed its deadline while being paid) publishes OrderCompleteFailed so that its
+    payment is cancelled. Returns True when this call completed the order."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.SAGA_DEADLINE_SECONDS)
+    completed = Order.objects.filter(pk=order_id, status=OrderStatus.PAYMENT_WAITING, created_at__gte=cutoff).update(
+        status=OrderStatus.COMPLETED, completed_at=now
+    )
+    order = Order.objects.prefetch_related("items").get(pk=order_id)
+    if completed:
+        publish(
+            OrderCompleted(
+                order_id=order.pk,
+                user_id=order.user_id,
+                items=tuple(OrderLine(item.product_id, item.quantity, item.unit_price) for item in order.items.all()),
+                gross_price=order.gross_price,
+                discount_price=order.discount_price,
+                total_price=order.total_price,
+                user_coupon_id=order.user_coupon_id,
+                created_at=order.created_at,
+                completed_at=now,
+            )
+        )
+        return True
+    if order.status == OrderStatus.COMPLETED:
+        return False  # a repeated PaymentPaid
+    if order.status == OrderStatus.PAYMENT_WAITING:
+        reason = "the order passed its deadline before its payment arrived"
+    else:
+        reason = f"the order is {order.status} and cannot be completed"
+    publish(OrderCompleteFailed(order_id=order.pk, reason=reason))
+    return False
+
+
+@transaction.atomic
+def order_fail(*, order_id: int, reason: str) -> bool:
+    """Fail an undecided or unpaid order and publish OrderFailed, once. Returns True if this call failed it."""
+    order = Order.objects.filter(pk=order_id).only("id", "user_id", "user_coupon_id", "steps").first()
+    if order is None:
+        return False
+    now = timezone.now()
+    changes = {"status": OrderStatus.FAILED, "failure_reason": reason, "failed_at": now}
+    if order.steps is None:
+        changes |= {"steps": order_steps(order), "decided_at": now}
+    failed = Order.objects.filter(pk=order_id, status__in=(OrderStatus.CREATED, OrderStatus.PAYMENT_WAITING)).update(
+        **changes
+    )
+    if failed:
+        publish(OrderFailed(order_id=order_id, user_id=order.user_id, reason=reason))
+    return bool(failed)

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from apps.orders.apis import OrderDetailApi, OrderListCreateApi
+
+urlpatterns = [
+    path("orders", OrderListCreateApi.as_view(), name="orders"),
+    path("orders/<int:order_id>", OrderDetailApi.as_view(), name="order-detail"),
+]

@@ -1,0 +1,11 @@
+from collections.abc import Iterable
+
+from apps.payments.models import Payment
+
+
+def payment_summaries(*, order_ids: Iterable[int]) -> dict[int, dict]:
+    """{order_id: {"id", "status", "amount"}} for the orders that have a payment."""
+    return {
+        payment["order_id"]: {"id": payment["id"], "status": payment["status"], "amount": payment["amount"]}
+        for payment in Payment.objects.filter(order_id__in=list(order_ids)).values("id", "order_id", "status", "amount")
+    }

@@ -1,0 +1,52 @@
+"""Reads the products app offers: to the API and, for order creation, to the orders app."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import QuerySet
+
+from apps.products.models import Product, ProductStatus
+from apps.products.rank import rank_top
+
+
+@dataclass(frozen=True)
+class ProductForOrder:
+    id: int
+    name: str
+    price: int
+    orderable: bool
+
+
+def products_for_order(product_ids: Iterable[int]) -> dict[int, ProductForOrder]:
+    """Price and orderability of the given products; unknown ids are absent."""
+    return {
+        product.id: ProductForOrder(
+            id=product.id, name=product.name, price=product.price, orderable=product.status == ProductStatus.SELLING
+        )
+        for product in Product.objects.filter(pk__in=set(product_ids))
+    }
+
+
+def selling_products() -> QuerySet[Product]:
+    return Product.objects.filter(status=ProductStatus.SELLING).select_related("stock").order_by("id")
+
+
+RANK_CACHE_KEY = "products:popular"
+
+
+def popular_products() -> list[dict]:
+    """The top sellers of the last days, cached briefly: the rank moves with every completed order."""
+    cached = cache.get(RANK_CACHE_KEY)
+    if cached is not None:
+        return cached
+    top = rank_top()
+    names = Product.objects.in_bulk([product_id for product_id, _ in top])
+    result = [
+        {"id": product_id, "name": names[product_id].name, "price": names[product_id].price, "sold_quantity": sold}
+        for product_id, sold in top
+        if product_id in names
+    ]
+    cache.set(RANK_CACHE_KEY, result, settings.RANK_CACHE_SECONDS)
+    return result

@@ -1,0 +1,32 @@
+"""Listener tasks of the products app: thin, load the event, call one service."""
+
+from celery import shared_task
+
+from apps.orders.events import OrderCompleted, OrderCreated, OrderFailed
+from apps.products.rank import rank_add_order
+from apps.products.services import StockLine, stock_deduct, stock_restore
+from common.tasks import LISTENER_TASK_OPTIONS
+from eventbus.events import event_from_envelope
+
+
+@shared_task(**LISTENER_TASK_OPTIONS)
+def deduct_stock_task(envelope: dict) -> None:
+    event: OrderCreated = event_from_envelope(envelope)
+    lines = [StockLine(product_id=item.product_id, quantity=item.quantity) for item in event.items]
+    stock_deduct(order_id=event.order_id, lines=lines)
+
+
+@shared_task(**LISTENER_TASK_OPTIONS)
+def restore_stock_task(envelope: dict) -> None:
+    event: OrderFailed = event_from_envelope(envelope)
+    stock_restore(order_id=event.order_id)
+
+
+@shared_task(**LISTENER_TASK_OPTIONS)
+def add_to_rank_task(envelope: dict) -> None:
+    event: OrderCompleted = event_from_envelope(envelope)
+    rank_add_order(
+        order_id=event.order_id,
+        sold_at=event.completed_at,
+        lines=[(item.product_id, item.quantity) for item in event.items],
+    )

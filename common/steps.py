@@ -1,0 +1,102 @@
+"""How a saga participant records what it did for an order, so that steps and their undo are idempotent.
+
+Each participant (balance, coupons, products) owns a table of `OrderStepRecord`s: one row per order,
+keyed by the order id. The row is written in the same transaction as the step's effect, so the database,
+not a check in Python, decides that an order's step happens at most once:
+
+    APPLIED      the step took effect (and its ledger rows say exactly what it did)
+    REJECTED     the step was refused for a final reason (insufficient stock, ...)
+    COMPENSATED  the step was undone, or the undo arrived first and left a tombstone, so a late
+                 step is refused instead of taking effect after its compensation.
+
+A redelivered step reads the row and reports the same outcome again; a redelivered undo finds the row
+already COMPENSATED and does nothing.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import IntegrityError, models, transaction
+
+
+class StepState(models.TextChoices):
+    APPLIED = "APPLIED"
+    REJECTED = "REJECTED"
+    COMPENSATED = "COMPENSATED"
+
+
+class OrderStepRecord(models.Model):
+    order_id = models.BigIntegerField(primary_key=True)
+    state = models.CharField(max_length=16, choices=StepState.choices)
+    reason = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"order {self.order_id}: {self.state}"
+
+
+class StepRejected(Exception):
+    """Raised by a step's effect to refuse it for a final reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    succeeded: bool
+    reason: str = ""
+    repeated: bool = False  # this delivery found the step already decided
+
+
+REFUSED_AFTER_COMPENSATION = "the order was already compensated"
+
+
+def _outcome_of(record: OrderStepRecord, *, repeated: bool) -> StepOutcome:
+    if record.state == StepState.APPLIED:
+        return StepOutcome(succeeded=True, repeated=repeated)
+    reason = record.reason if record.state == StepState.REJECTED else REFUSED_AFTER_COMPENSATION
+    return StepOutcome(succeeded=False, reason=reason, repeated=repeated)
+
+
+def _claim(model: type[OrderStepRecord], order_id: int, state: str, reason: str = ""):
+    """Insert the order's record, or lock and return the existing one. Returns (record, created)."""
+    try:
+        with transaction.atomic():
+            return model.objects.create(order_id=order_id, state=state, reason=reason), True
+    except IntegrityError:
+        return model.objects.select_for_update().get(order_id=order_id), False
+
+
+def run_step(model: type[OrderStepRecord], *, order_id: int, apply: Callable[[], None]) -> StepOutcome:
+    """Run `apply` once per order. Call inside `transaction.atomic()`, with the result event published
+    in the same transaction so it leaves only if the record commits."""
+    record, created = _claim(model, order_id, StepState.APPLIED)
+    if not created:
+        return _outcome_of(record, repeated=True)
+    try:
+        with transaction.atomic():
+            apply()
+    except StepRejected as rejection:
+        record.state = StepState.REJECTED
+        record.reason = rejection.reason[:255]
+        record.save(update_fields=["state", "reason", "updated_at"])
+    return _outcome_of(record, repeated=False)
+
+
+def run_compensation(model: type[OrderStepRecord], *, order_id: int, undo: Callable[[], None]) -> bool:
+    """Undo the order's step if, and only if, this participant's record says it took effect.
+    Returns True when this call undid something. Call inside `transaction.atomic()`."""
+    record, created = _claim(model, order_id, StepState.COMPENSATED, reason="compensated before the step ran")
+    if created or record.state != StepState.APPLIED:
+        return False
+    undo()
+    record.state = StepState.COMPENSATED
+    record.reason = "compensated"
+    record.save(update_fields=["state", "reason", "updated_at"])
+    return True

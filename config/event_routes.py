@@ -1,0 +1,50 @@
+"""The whole saga in one table: which event goes to which listeners.
+
+Each listener is a Celery task, dispatched with the event's envelope when the publishing transaction
+commits (eventbus.bus). Each task runs on its app's own queue (settings.CELERY_TASK_ROUTES).
+
+    OrderCreated ──► balance, coupon, stock steps ──► their results ──► orders decides once:
+        all SUCCESS ──► OrderPaymentWaited ──► pay ──► PaymentPaid ──► complete ──► OrderCompleted
+        any FAILED  ──► OrderFailed ──► every participant undoes what its own records say it did
+    PaymentFailed, or completion failing ──► OrderCompleteFailed ──► cancel payment ──► PaymentCanceled
+        ──► OrderFailed
+"""
+
+from apps.balance import tasks as balance
+from apps.balance.events import BalanceRefunded, BalanceUsed, BalanceUseFailed
+from apps.coupons import tasks as coupons
+from apps.coupons.events import CouponRestored, CouponUsed, CouponUseFailed
+from apps.dataplatform import tasks as dataplatform
+from apps.orders import tasks as orders
+from apps.orders.events import OrderCompleted, OrderCompleteFailed, OrderCreated, OrderFailed, OrderPaymentWaited
+from apps.payments import tasks as payments
+from apps.payments.events import PaymentCanceled, PaymentFailed, PaymentPaid
+from apps.products import tasks as products
+from apps.products.events import StockDeducted, StockDeductFailed, StockRestored
+
+ROUTES = {
+    # 1. The order is created: three steps in parallel.
+    OrderCreated: (balance.use_balance_task, coupons.use_coupon_task, products.deduct_stock_task),
+    # 2. Each step reports; the orders app records it and decides once no step is pending.
+    BalanceUsed: (orders.record_step_result_task,),
+    BalanceUseFailed: (orders.record_step_result_task,),
+    CouponUsed: (orders.record_step_result_task,),
+    CouponUseFailed: (orders.record_step_result_task,),
+    StockDeducted: (orders.record_step_result_task,),
+    StockDeductFailed: (orders.record_step_result_task,),
+    # 3. All steps succeeded: pay.
+    OrderPaymentWaited: (payments.pay_task,),
+    PaymentPaid: (orders.complete_order_task,),
+    PaymentFailed: (orders.fail_order_task,),
+    # 4. Completed: the rank grows and the order goes to the data platform.
+    OrderCompleted: (products.add_to_rank_task, dataplatform.deliver_order_task),
+    # 5. Paid but not completable: cancel the payment, then fail the order.
+    OrderCompleteFailed: (payments.cancel_payment_task,),
+    PaymentCanceled: (orders.fail_order_task,),
+    # 6. Failed, however it failed: each participant undoes its own step, if it took effect.
+    OrderFailed: (balance.refund_balance_task, coupons.restore_coupon_task, products.restore_stock_task),
+    # Compensations are reported for operators and audit; no listener needs them yet.
+    BalanceRefunded: (),
+    CouponRestored: (),
+    StockRestored: (),
+}

@@ -1,0 +1,144 @@
+"""Settings shared by every environment; values come from the environment (API.md, Settings)."""
+
+from pathlib import Path
+
+import environ
+from kombu import Exchange, Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "eventbus",
+    "apps.orders",
+    "apps.products",
+    "apps.coupons",
+    "apps.balance",
+    "apps.payments",
+    "apps.dataplatform",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/shop"),
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "cache",
+        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+    }
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("TIME_ZONE", default="Asia/Seoul")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "common.api.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- The saga -------------------------------------------------------------------------------
+SAGA_DEADLINE_SECONDS = env.int("SAGA_DEADLINE_SECONDS", default=60)
+# The process hash outlives the deadline by a margin, so a late step result still finds it.
+SAGA_PROCESS_TTL_SECONDS = SAGA_DEADLINE_SECONDS + env.int("SAGA_PROCESS_TTL_MARGIN", default=600)
+ORDER_LOCK_LEASE_SECONDS = env.float("ORDER_LOCK_LEASE_SECONDS", default=10.0)
+ORDER_LOCK_WAIT_SECONDS = env.float("ORDER_LOCK_WAIT_SECONDS", default=2.0)
+EVENT_ROUTES_MODULE = "config.event_routes"
+
+PAYMENT_GATEWAY = env("PAYMENT_GATEWAY", default="apps.payments.gateway.SimulatedGateway")
+PAYMENT_DECLINE_RATE = env.float("PAYMENT_DECLINE_RATE", default=0.0)
+PAYMENT_LATENCY_MS = env.int("PAYMENT_LATENCY_MS", default=0)
+
+DATA_PLATFORM_URL = env("DATA_PLATFORM_URL", default="") or None
+DATA_PLATFORM_TIMEOUT_SECONDS = env.float("DATA_PLATFORM_TIMEOUT_SECONDS", default=5.0)
+DATA_PLATFORM_MAX_ATTEMPTS = env.int("DATA_PLATFORM_MAX_ATTEMPTS", default=8)
+DATA_PLATFORM_BACKOFF_SECONDS = env.float("DATA_PLATFORM_BACKOFF_SECONDS", default=2.0)
+
+RANK_CACHE_SECONDS = env.int("RANK_CACHE_SECONDS", default=10)
+BALANCE_LIMIT = 10_000_000
+MAX_ORDER_LINES = 50
+MAX_LINE_QUANTITY = 1_000
+
+# --- Celery ---------------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 60
+CELERY_TASK_SOFT_TIME_LIMIT = 50
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# One queue per app, so a fleet can be sized per domain.
+SAGA_QUEUES = ("orders", "balance", "coupons", "products", "payments", "dataplatform")
+CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in SAGA_QUEUES)
+CELERY_TASK_DEFAULT_QUEUE = "orders"
+CELERY_TASK_ROUTES = {f"apps.{name}.tasks.*": {"queue": name, "routing_key": name} for name in SAGA_QUEUES}
+CELERY_BEAT_SCHEDULE: dict = {}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+}

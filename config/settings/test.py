@@ -1,0 +1,14 @@
+from .base import *  # noqa: F403
+from .base import CACHES, env
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+# Tests use their own Redis database so that a running `make run` fleet never sees their tasks.
+REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
+CACHES["default"]["LOCATION"] = REDIS_URL
+CELERY_BROKER_URL = REDIS_URL
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DATA_PLATFORM_URL = None
+DATA_PLATFORM_BACKOFF_SECONDS = 0.05
+RANK_CACHE_SECONDS = 10
+LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}

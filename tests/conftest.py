@@ -1,0 +1,105 @@
+import itertools
+import threading
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from apps.balance.services import balance_charge
+from apps.coupons.services import coupon_create, coupon_issue
+from apps.products.services import product_create
+from common.redis import redis_client
+from eventbus.bus import domain_event
+from tests.saga_worker import running_worker
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def clean_redis():
+    """Every test starts with the test Redis database empty (never the development one)."""
+    assert settings.REDIS_URL != "redis://127.0.0.1:6379/0", "tests must not touch the development Redis"
+    redis_client().flushdb()
+    yield
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{next(_names)}-{threading.get_ident() % 10_000}"
+
+
+@pytest.fixture
+def make_user(db):
+    def make(*, balance: int = 0, staff: bool = False, username: str | None = None):
+        user = get_user_model().objects.create_user(username=username or unique("user"), is_staff=staff)
+        if balance:
+            balance_charge(user_id=user.pk, amount=balance)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_product(db):
+    def make(*, price: int = 10_000, stock: int = 10, status: str = "SELLING", name: str | None = None):
+        return product_create(name=name or unique("product"), price=price, stock=stock, status=status)
+
+    return make
+
+
+@pytest.fixture
+def make_coupon(db):
+    def make(
+        *, rate: str = "0.1", quantity: int = 10, expires_in: timedelta = timedelta(days=1), name: str | None = None
+    ):
+        return coupon_create(
+            name=name or unique("coupon"), discount_rate=rate, quantity=quantity, expires_at=timezone.now() + expires_in
+        )
+
+    return make
+
+
+@pytest.fixture
+def give_coupon(make_coupon):
+    """A user coupon held by `user`, issued through the first-come service."""
+
+    def give(user, **coupon_kwargs):
+        return coupon_issue(coupon_id=make_coupon(**coupon_kwargs).pk, user_id=user.pk)
+
+    return give
+
+
+@pytest.fixture
+def client_for(db):
+    def make(user) -> APIClient:
+        client = APIClient()
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def published_events():
+    """Every domain event published during the test, from any thread (the worker's included)."""
+    events = []
+    lock = threading.Lock()
+
+    def record(sender, event, envelope, **kwargs):
+        with lock:
+            events.append(event)
+
+    domain_event.connect(record, weak=False, dispatch_uid="tests.published_events")
+    yield events
+    domain_event.disconnect(dispatch_uid="tests.published_events")
+
+
+@pytest.fixture
+def saga_worker(transactional_db):
+    """A real Celery worker (thread pool) consuming every saga queue from the real Redis broker."""
+    with running_worker() as worker:
+        yield worker
