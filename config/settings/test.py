@@ -1,7 +1,9 @@
 from .base import *  # noqa: F403
-from .base import CACHES, env
+from .base import CACHES, DATABASES, env
 
 SECRET_KEY = "tests-only-not-secret"
+# Separate names let several test runs share one machine (TEST_DATABASE_NAME, TEST_REDIS_URL).
+DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_shop")}
 DEBUG = False
 # Tests use their own Redis database so that a running `make run` fleet never sees their tasks.
 REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
