@@ -99,6 +99,21 @@ def published_events():
 
 
 @pytest.fixture
+def published_envelopes():
+    """The wire form of every event published during the test, to deliver again."""
+    envelopes = []
+    lock = threading.Lock()
+
+    def record(sender, event, envelope, **kwargs):
+        with lock:
+            envelopes.append(envelope)
+
+    domain_event.connect(record, weak=False, dispatch_uid="tests.published_envelopes")
+    yield envelopes
+    domain_event.disconnect(dispatch_uid="tests.published_envelopes")
+
+
+@pytest.fixture
 def saga_worker(transactional_db):
     """A real Celery worker (thread pool) consuming every saga queue from the real Redis broker."""
     with running_worker() as worker:

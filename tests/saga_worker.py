@@ -19,8 +19,10 @@ def queued_messages() -> int:
 
 
 @contextmanager
-def running_worker(concurrency: int = 4) -> Iterator[object]:
-    app.control.purge()
+def running_worker(concurrency: int = 4, purge: bool = True) -> Iterator[object]:
+    """Start a worker; `purge=False` keeps tasks queued before it started (they run as it starts)."""
+    if purge:
+        app.control.purge()
     with start_worker(
         app, pool="threads", concurrency=concurrency, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30
     ) as worker:
