@@ -133,7 +133,14 @@ SAGA_QUEUES = ("orders", "balance", "coupons", "products", "payments", "dataplat
 CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in SAGA_QUEUES)
 CELERY_TASK_DEFAULT_QUEUE = "orders"
 CELERY_TASK_ROUTES = {f"apps.{name}.tasks.*": {"queue": name, "routing_key": name} for name in SAGA_QUEUES}
-CELERY_BEAT_SCHEDULE: dict = {}
+SAGA_SWEEP_INTERVAL_SECONDS = env.int("SAGA_SWEEP_INTERVAL_SECONDS", default=10)
+CELERY_BEAT_SCHEDULE = {
+    "fail-overdue-orders": {
+        "task": "apps.orders.tasks.sweep_overdue_orders_task",
+        "schedule": SAGA_SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": SAGA_SWEEP_INTERVAL_SECONDS},
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -122,3 +122,19 @@ def order_fail(*, order_id: int, reason: str) -> bool:
     if failed:
         publish(OrderFailed(order_id=order_id, user_id=order.user_id, reason=reason))
     return bool(failed)
+
+
+DEADLINE_REASON = "the saga passed its deadline before every step reported"
+
+
+def orders_fail_overdue(*, now=None, limit: int = 500) -> list[int]:
+    """The sweeper: fail every order still CREATED past SAGA_DEADLINE_SECONDS, so no saga hangs when a
+    step result never arrives. Participants that did take effect undo it on OrderFailed; a step that
+    arrives later finds its compensation's tombstone and is refused. Returns the failed order ids."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.SAGA_DEADLINE_SECONDS)
+    overdue = Order.objects.filter(status=OrderStatus.CREATED, created_at__lt=cutoff).order_by("created_at")
+    return [
+        order_id
+        for order_id in overdue.values_list("pk", flat=True)[:limit]
+        if order_fail(order_id=order_id, reason=DEADLINE_REASON)
+    ]
