@@ -51,8 +51,11 @@ def coupon_issue(*, coupon_id: int, user_id: int) -> UserCoupon:
 
 def _use(*, order_id: int, user_coupon_id: int, user_id: int) -> None:
     now = timezone.now()
+    # No join in this filter: Django would turn it into `id IN (SELECT … JOIN …)`, whose status check
+    # PostgreSQL does not re-read after waiting for a racing use, and both orders would use the coupon.
+    unexpired = Coupon.objects.filter(expires_at__gt=now).values("pk")
     used = UserCoupon.objects.filter(
-        pk=user_coupon_id, user_id=user_id, status=UserCouponStatus.UNUSED, coupon__expires_at__gt=now
+        pk=user_coupon_id, user_id=user_id, status=UserCouponStatus.UNUSED, coupon_id__in=unexpired
     ).update(status=UserCouponStatus.USED, used_by_order_id=order_id, used_at=now)
     if used:
         return

@@ -7,13 +7,20 @@ from django.utils.html import format_html, format_html_join
 from apps.orders.models import Order, OrderItem
 from apps.orders.services.saga import order_steps
 from apps.payments.selectors import payment_summaries
+from apps.products.selectors import products_for_order
 from common.admin import ReadOnlyAdminMixin
 
 
 class OrderItemInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = OrderItem
-    fields = ("product_id", "quantity", "unit_price")
+    fields = ("product", "quantity", "unit_price")
+    readonly_fields = fields
     extra = 0
+
+    @admin.display(description="product")
+    def product(self, item: OrderItem) -> str:
+        product = products_for_order([item.product_id]).get(item.product_id)
+        return f"{product.name} (#{item.product_id})" if product else f"#{item.product_id}"
 
 
 @admin.register(Order)

@@ -3,7 +3,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.orders.selectors import order_views, order_visible_to, orders_visible_to
+from apps.orders.selectors import order_views, order_visible_to, orders_of
 from apps.orders.services import OrderLineInput, order_create
 
 
@@ -35,7 +35,7 @@ class OrderListCreateApi(APIView):
 
     def get(self, request):
         paginator = OrderPagination()
-        page = paginator.paginate_queryset(orders_visible_to(request.user), request, view=self)
+        page = paginator.paginate_queryset(orders_of(request.user), request, view=self)
         return paginator.get_paginated_response(order_views(page))
 
 

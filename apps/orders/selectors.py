@@ -9,14 +9,19 @@ from apps.payments.selectors import payment_summaries
 from common.errors import NotFound
 
 
-def orders_visible_to(user) -> QuerySet[Order]:
-    orders = Order.objects.prefetch_related("items").order_by("-created_at", "-id")
-    return orders if user.is_staff else orders.filter(user=user)
+def _with_items() -> QuerySet[Order]:
+    return Order.objects.prefetch_related("items").order_by("-created_at", "-id")
+
+
+def orders_of(user) -> QuerySet[Order]:
+    """The caller's own orders, newest first (staff too: the list is "my orders")."""
+    return _with_items().filter(user=user)
 
 
 def order_visible_to(user, order_id: int) -> Order:
     """An order of the caller (any order for staff); someone else's order is simply not found."""
-    order = orders_visible_to(user).filter(pk=order_id).first()
+    orders = _with_items() if user.is_staff else orders_of(user)
+    order = orders.filter(pk=order_id).first()
     if order is None:
         raise NotFound(f"Order {order_id} does not exist.")
     return order

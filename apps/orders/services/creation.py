@@ -11,6 +11,9 @@ from apps.products.selectors import products_for_order
 from common.errors import ApplicationError
 from eventbus import publish
 
+# The largest amount the money columns (PostgreSQL bigint) hold.
+MAX_ORDER_PRICE = 2**63 - 1
+
 
 class ProductNotOrderable(ApplicationError):
     code = "product_not_orderable"
@@ -63,6 +66,8 @@ def order_create(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: i
         raise ProductNotOrderable("Some products are not on sale.", details={"product_ids": not_selling})
 
     gross_price = sum(products[product_id].price * quantity for product_id, quantity in quantities.items())
+    if gross_price > MAX_ORDER_PRICE:
+        raise ApplicationError(f"An order's price may not exceed {MAX_ORDER_PRICE:,} won.", code="validation_error")
     discount_price = 0
     if user_coupon_id is not None:
         coupon = usable_coupon_for_order(user_coupon_id=user_coupon_id, user_id=user_id)

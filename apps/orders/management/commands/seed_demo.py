@@ -74,6 +74,11 @@ def _rate(value: Any) -> Decimal:
     return rate
 
 
+def new_run_tag() -> str:
+    """A short random tag that makes this run's names unique."""
+    return secrets.token_hex(4)
+
+
 def _user_with_token(*, username: str) -> dict[str, Any]:
     user = get_user_model().objects.create_user(username=username)
     return {"id": user.pk, "username": user.username, "token": Token.objects.create(user=user).key}
@@ -135,7 +140,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         plan = DemoPlan.from_options(options)
         try:
-            data = seed_demo(plan, tag=secrets.token_hex(4))
+            data = seed_demo(plan, tag=new_run_tag())
         except ApplicationError as error:
             raise CommandError(error.message) from error
         except IntegrityError as error:  # a run tag already taken: astronomically unlikely

@@ -1,0 +1,131 @@
+"""publish(): each listener's task leaves through the real broker when the publishing transaction commits,
+never on rollback, and at once outside a transaction (DESIGN.md §3)."""
+
+import base64
+import json
+
+import pytest
+from django.conf import settings
+from django.db import transaction
+
+from apps.orders.events import OrderCreated, OrderLine
+from apps.products.events import StockDeducted, StockRestored
+from common.redis import redis_client
+from eventbus import publish
+from eventbus.bus import domain_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def queued_tasks() -> dict[str, list[tuple[str, tuple]]]:
+    """The tasks waiting in each app's broker queue (a Redis list, pushed left, popped right), oldest first."""
+    queued = {}
+    for queue in settings.SAGA_QUEUES:
+        messages = [json.loads(raw) for raw in reversed(redis_client().lrange(queue, 0, -1))]
+        queued[queue] = [
+            (message["headers"]["task"], tuple(json.loads(base64.b64decode(message["body"]))[0]))
+            for message in messages
+        ]
+    return {queue: tasks for queue, tasks in queued.items() if tasks}
+
+
+def an_order_created() -> OrderCreated:
+    return OrderCreated(
+        order_id=42,
+        user_id=7,
+        user_coupon_id=None,
+        items=(OrderLine(product_id=3, quantity=2, unit_price=10_000),),
+        total_price=20_000,
+        discount_price=0,
+    )
+
+
+def test_inside_a_transaction_the_listeners_tasks_leave_only_on_commit():
+    # when
+    with transaction.atomic():
+        envelope = publish(an_order_created())
+
+        # then, before commit
+        assert queued_tasks() == {}
+
+    # then, after commit: one task per listener, on its app's queue, carrying the envelope
+    assert queued_tasks() == {
+        "balance": [("apps.balance.tasks.use_balance_task", (envelope,))],
+        "coupons": [("apps.coupons.tasks.use_coupon_task", (envelope,))],
+        "products": [("apps.products.tasks.deduct_stock_task", (envelope,))],
+    }
+
+
+def test_a_rolled_back_transaction_dispatches_nothing():
+    # when
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publish(an_order_created())
+        raise RuntimeError("the publishing transaction fails")
+
+    # then
+    assert queued_tasks() == {}
+
+
+def test_an_event_published_in_a_rolled_back_savepoint_is_not_dispatched_when_the_outer_transaction_commits():
+    # when
+    with transaction.atomic():
+        kept = publish(StockDeducted(order_id=1))
+        with pytest.raises(RuntimeError), transaction.atomic():
+            publish(StockDeducted(order_id=2))
+            raise RuntimeError("the inner block fails")
+
+    # then
+    assert queued_tasks() == {"orders": [("apps.orders.tasks.record_step_result_task", (kept,))]}
+
+
+def test_outside_a_transaction_the_listeners_tasks_leave_at_once():
+    # when
+    envelope = publish(StockDeducted(order_id=42))
+
+    # then
+    assert queued_tasks() == {"orders": [("apps.orders.tasks.record_step_result_task", (envelope,))]}
+
+
+def test_an_event_without_listeners_dispatches_nothing_but_is_still_published(published_events):
+    # when
+    publish(StockRestored(order_id=42))
+
+    # then
+    assert published_events == [StockRestored(order_id=42)]
+    assert queued_tasks() == {}
+
+
+def test_a_receiver_gets_the_event_and_its_envelope_synchronously_for_its_sender_only():
+    # given
+    received = []
+
+    def receiver(sender, event, envelope, **kwargs):
+        received.append((sender, event, envelope))
+
+    domain_event.connect(receiver, sender=StockDeducted, weak=False, dispatch_uid="tests.eventbus.receiver")
+    try:
+        # when
+        with transaction.atomic():
+            publish(an_order_created())
+            envelope = publish(StockDeducted(order_id=42))
+
+            # then, already inside the transaction
+            assert received == [(StockDeducted, StockDeducted(order_id=42), envelope)]
+    finally:
+        domain_event.disconnect(sender=StockDeducted, dispatch_uid="tests.eventbus.receiver")
+
+
+def test_every_publish_dispatches_its_own_envelope():
+    # when
+    with transaction.atomic():
+        first = publish(StockDeducted(order_id=1))
+        second = publish(StockDeducted(order_id=1))
+
+    # then
+    assert first["event_id"] != second["event_id"]
+    assert queued_tasks() == {
+        "orders": [
+            ("apps.orders.tasks.record_step_result_task", (first,)),
+            ("apps.orders.tasks.record_step_result_task", (second,)),
+        ]
+    }

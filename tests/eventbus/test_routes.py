@@ -1,0 +1,85 @@
+"""The routing table (config.event_routes) and the queues: every event has an entry, every listener is a
+registered Celery task on its app's own queue, and a task sent to a queue lands in that queue only."""
+
+import base64
+import json
+
+import pytest
+from django.conf import settings
+
+from common.redis import redis_client
+from config.celery import app
+from config.event_routes import ROUTES
+from eventbus import publish
+from eventbus.bus import dispatch
+from eventbus.events import envelope_of
+from tests.eventbus.test_events import EVENT_CLASSES, sample_event
+
+LISTENERS = sorted({task for tasks in ROUTES.values() for task in tasks}, key=lambda task: task.name)
+APP_TASK_NAMES = sorted(name for name in app.tasks if name.startswith("apps."))
+
+
+def app_of(task_name: str) -> str:
+    """`apps.<app>.tasks.<name>` → `<app>`."""
+    package, app_name, module, _ = task_name.split(".")
+    assert (package, module) == ("apps", "tasks"), f"{task_name} is not an app's task"
+    return app_name
+
+
+def test_every_event_of_the_apps_has_an_entry_in_the_routing_table():
+    assert set(EVENT_CLASSES) <= set(ROUTES)
+    assert set(ROUTES) <= set(EVENT_CLASSES)
+
+
+def test_every_listener_is_a_registered_celery_task():
+    assert LISTENERS
+    for task in LISTENERS:
+        assert task.name in app.tasks
+        assert app.tasks[task.name] is task._get_current_object()  # shared_task gives a proxy of the app's task
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("event_class", EVENT_CLASSES, ids=lambda c: c.__name__)
+def test_publishing_an_event_dispatches_exactly_its_listeners_from_the_table(event_class):
+    # when
+    envelope = publish(sample_event(event_class))
+
+    # then
+    queued = []
+    for queue in settings.SAGA_QUEUES:
+        for raw in redis_client().lrange(queue, 0, -1):
+            message = json.loads(raw)
+            args = json.loads(base64.b64decode(message["body"]))[0]
+            queued.append((queue, message["headers"]["task"], args[0]["event_id"]))
+    expected = [(app_of(task.name), task.name, envelope["event_id"]) for task in ROUTES[event_class]]
+    assert sorted(queued) == sorted(expected)
+
+
+def test_every_queue_of_the_apps_is_declared():
+    assert set(app.amqp.queues) == set(settings.SAGA_QUEUES)
+    assert {app_of(name) for name in APP_TASK_NAMES} == set(settings.SAGA_QUEUES)
+
+
+@pytest.mark.parametrize("task_name", APP_TASK_NAMES)
+def test_every_task_of_an_app_runs_on_that_apps_own_queue(task_name):
+    route = app.amqp.router.route({}, task_name)
+    assert route["queue"].name == app_of(task_name)
+    assert route["routing_key"] == app_of(task_name)
+
+
+@pytest.mark.parametrize("queue", settings.SAGA_QUEUES)
+def test_a_dispatched_listener_lands_only_in_its_own_queues_redis_list(queue):
+    # given one of the queue's listeners and an envelope of an event it listens to
+    event_class, task = next(
+        (event_class, task) for event_class, tasks in ROUTES.items() for task in tasks if app_of(task.name) == queue
+    )
+    envelope = envelope_of(sample_event(event_class))
+
+    # when
+    dispatch(task, envelope)
+
+    # then
+    client = redis_client()
+    assert {name: client.llen(name) for name in settings.SAGA_QUEUES} == {
+        name: 1 if name == queue else 0 for name in settings.SAGA_QUEUES
+    }
