@@ -83,33 +83,30 @@ def client_for(db):
     return make
 
 
-@pytest.fixture
-def published_events():
-    """Every domain event published during the test, from any thread (the worker's included)."""
-    events = []
+def _recording(dispatch_uid: str, keep):
+    """Record something of every domain event published, from any thread (the worker's included)."""
+    recorded = []
     lock = threading.Lock()
 
     def record(sender, event, envelope, **kwargs):
         with lock:
-            events.append(event)
+            recorded.append(keep(event, envelope))
 
-    domain_event.connect(record, weak=False, dispatch_uid="tests.published_events")
-    yield events
+    domain_event.connect(record, weak=False, dispatch_uid=dispatch_uid)
+    return recorded
+
+
+@pytest.fixture
+def published_events():
+    """Every domain event published during the test."""
+    yield _recording("tests.published_events", lambda event, envelope: event)
     domain_event.disconnect(dispatch_uid="tests.published_events")
 
 
 @pytest.fixture
 def published_envelopes():
     """The wire form of every event published during the test, to deliver again."""
-    envelopes = []
-    lock = threading.Lock()
-
-    def record(sender, event, envelope, **kwargs):
-        with lock:
-            envelopes.append(envelope)
-
-    domain_event.connect(record, weak=False, dispatch_uid="tests.published_envelopes")
-    yield envelopes
+    yield _recording("tests.published_envelopes", lambda event, envelope: envelope)
     domain_event.disconnect(dispatch_uid="tests.published_envelopes")
 
 

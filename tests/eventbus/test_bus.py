@@ -8,11 +8,11 @@ import pytest
 from django.conf import settings
 from django.db import transaction
 
-from apps.orders.events import OrderCreated, OrderLine
 from apps.products.events import StockDeducted, StockRestored
 from common.redis import redis_client
 from eventbus import publish
 from eventbus.bus import domain_event
+from tests.eventbus.samples import an_order_created
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,17 +27,6 @@ def queued_tasks() -> dict[str, list[tuple[str, tuple]]]:
             for message in messages
         ]
     return {queue: tasks for queue, tasks in queued.items() if tasks}
-
-
-def an_order_created() -> OrderCreated:
-    return OrderCreated(
-        order_id=42,
-        user_id=7,
-        user_coupon_id=None,
-        items=(OrderLine(product_id=3, quantity=2, unit_price=10_000),),
-        total_price=20_000,
-        discount_price=0,
-    )
 
 
 def test_inside_a_transaction_the_listeners_tasks_leave_only_on_commit():

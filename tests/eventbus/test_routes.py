@@ -13,7 +13,7 @@ from config.event_routes import ROUTES
 from eventbus import publish
 from eventbus.bus import dispatch
 from eventbus.events import envelope_of
-from tests.eventbus.test_events import EVENT_CLASSES, sample_event
+from tests.eventbus.samples import EVENT_CLASSES, sample_event
 
 LISTENERS = sorted({task for tasks in ROUTES.values() for task in tasks}, key=lambda task: task.name)
 APP_TASK_NAMES = sorted(name for name in app.tasks if name.startswith("apps."))
