@@ -1,7 +1,16 @@
 """The event bus: domain events as frozen dataclasses, sent through a Django signal, each listener
-dispatching its Celery task when the publishing transaction commits (Spring's AFTER_COMMIT + @Async)."""
+dispatching its Celery task when the publishing transaction commits (Spring's AFTER_COMMIT + @Async),
+with a transactional outbox underneath so that no event is lost."""
 
-from eventbus.bus import publish
 from eventbus.events import DomainEvent
 
 __all__ = ("DomainEvent", "publish")
+
+
+def __getattr__(name: str):
+    # `publish` needs the outbox model, which cannot be imported while Django loads this app.
+    if name == "publish":
+        from eventbus.bus import publish
+
+        return publish
+    raise AttributeError(name)

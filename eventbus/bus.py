@@ -1,14 +1,16 @@
-"""Publishing, and the receivers that stand for listeners.
+"""Publishing, and the receivers that stand for listeners (a transactional outbox underneath).
 
 `publish(event)` sends the `domain_event` signal with the event's class as sender. Each listener is one
-receiver, connected for one event class, that asks the database connection to dispatch its Celery task
-on commit: inside a transaction the task leaves only if the transaction commits; outside one it leaves
-at once. A receiver never does the work inline.
+receiver, connected for one event class: it writes an outbox row for its listener in the publisher's
+transaction and returns the dispatch it owes. `publish` then asks the connection to make those
+dispatches on commit: inside a transaction the tasks leave only if it commits (and the rows with it);
+outside one they leave at once. A receiver never does the work inline. If a dispatch never happens or
+is lost, the relay (eventbus.relay) sends the row's task again; the listener marks the row handled
+when it succeeds (eventbus.listeners).
 """
 
-import functools
-import logging
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from celery import Task
@@ -16,8 +18,9 @@ from django.db import transaction
 from django.dispatch import Signal
 
 from eventbus.events import DomainEvent, envelope_of
+from eventbus.outbox import Dispatch, dispatch, dispatch_all, outbox_write
 
-logger = logging.getLogger(__name__)
+__all__ = ("connect_routes", "dispatch", "domain_event", "publish")
 
 domain_event = Signal()  # sent with sender=<event class>, event=<instance>, envelope=<wire form>
 
@@ -25,21 +28,20 @@ domain_event = Signal()  # sent with sender=<event class>, event=<instance>, env
 def publish(event: DomainEvent) -> dict[str, Any]:
     """Publish a domain event; returns its envelope."""
     envelope = envelope_of(event)
-    domain_event.send(sender=type(event), event=event, envelope=envelope)
+    responses = domain_event.send(sender=type(event), event=event, envelope=envelope)
+    dispatches = [response for _, response in responses if isinstance(response, Dispatch)]
+    if dispatches:
+        transaction.on_commit(partial(dispatch_all, dispatches), robust=True)
     return envelope
 
 
-def dispatch(task: Task, envelope: dict[str, Any]) -> None:
-    task.apply_async(args=(envelope,))
-
-
 def listener_receiver(task: Task):
-    """A receiver standing for one listener: dispatches `task` with the envelope after commit."""
+    """A receiver standing for one listener: its outbox row now, its task on commit."""
 
-    def receiver(sender, event, envelope, **kwargs):
-        transaction.on_commit(functools.partial(dispatch, task, envelope), robust=True)
+    def receiver(sender, event, envelope, **kwargs) -> Dispatch:
+        return outbox_write(event=event, envelope=envelope, task=task)
 
-    receiver.__name__ = receiver.__qualname__ = f"on_commit_{task.name}"
+    receiver.__name__ = receiver.__qualname__ = f"listener_{task.name}"
     return receiver
 
 

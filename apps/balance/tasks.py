@@ -2,7 +2,7 @@ from celery import shared_task
 
 from apps.balance.services import balance_refund, balance_use
 from apps.orders.events import OrderCreated, OrderFailed
-from common.tasks import LISTENER_TASK_OPTIONS
+from common.tasks import COMPENSATION_TASK_OPTIONS, LISTENER_TASK_OPTIONS
 from eventbus.events import event_from_envelope
 
 
@@ -12,7 +12,7 @@ def use_balance_task(envelope: dict) -> None:
     balance_use(order_id=event.order_id, user_id=event.user_id, amount=event.total_price)
 
 
-@shared_task(**LISTENER_TASK_OPTIONS)
+@shared_task(**COMPENSATION_TASK_OPTIONS)
 def refund_balance_task(envelope: dict) -> None:
     event: OrderFailed = event_from_envelope(envelope)
     balance_refund(order_id=event.order_id)

@@ -2,7 +2,7 @@ from celery import shared_task
 
 from apps.coupons.services import coupon_restore, coupon_use
 from apps.orders.events import OrderCreated, OrderFailed
-from common.tasks import LISTENER_TASK_OPTIONS
+from common.tasks import COMPENSATION_TASK_OPTIONS, LISTENER_TASK_OPTIONS
 from eventbus.events import event_from_envelope
 
 
@@ -14,7 +14,7 @@ def use_coupon_task(envelope: dict) -> None:
     coupon_use(order_id=event.order_id, user_coupon_id=event.user_coupon_id, user_id=event.user_id)
 
 
-@shared_task(**LISTENER_TASK_OPTIONS)
+@shared_task(**COMPENSATION_TASK_OPTIONS)
 def restore_coupon_task(envelope: dict) -> None:
     event: OrderFailed = event_from_envelope(envelope)
     coupon_restore(order_id=event.order_id)

@@ -5,7 +5,7 @@ from celery import shared_task
 from apps.orders.events import OrderCompleted, OrderCreated, OrderFailed
 from apps.products.rank import rank_add_order
 from apps.products.services import StockLine, stock_deduct, stock_restore
-from common.tasks import LISTENER_TASK_OPTIONS
+from common.tasks import COMPENSATION_TASK_OPTIONS, LISTENER_TASK_OPTIONS
 from eventbus.events import event_from_envelope
 
 
@@ -16,7 +16,7 @@ def deduct_stock_task(envelope: dict) -> None:
     stock_deduct(order_id=event.order_id, lines=lines)
 
 
-@shared_task(**LISTENER_TASK_OPTIONS)
+@shared_task(**COMPENSATION_TASK_OPTIONS)
 def restore_stock_task(envelope: dict) -> None:
     event: OrderFailed = event_from_envelope(envelope)
     stock_restore(order_id=event.order_id)

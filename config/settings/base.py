@@ -100,6 +100,13 @@ SAGA_PROCESS_TTL_SECONDS = SAGA_DEADLINE_SECONDS + env.int("SAGA_PROCESS_TTL_MAR
 ORDER_LOCK_LEASE_SECONDS = env.float("ORDER_LOCK_LEASE_SECONDS", default=10.0)
 ORDER_LOCK_WAIT_SECONDS = env.float("ORDER_LOCK_WAIT_SECONDS", default=2.0)
 EVENT_ROUTES_MODULE = "config.event_routes"
+# The outbox relay: an event's task not dispatched within the grace, or not handled within the timeout,
+# is sent again; after OUTBOX_MAX_DISPATCHES it is parked for an operator (admin).
+OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=2.0)
+OUTBOX_DISPATCH_GRACE_SECONDS = env.float("OUTBOX_DISPATCH_GRACE_SECONDS", default=3.0)
+OUTBOX_HANDLE_TIMEOUT_SECONDS = env.float("OUTBOX_HANDLE_TIMEOUT_SECONDS", default=30.0)
+OUTBOX_MAX_DISPATCHES = env.int("OUTBOX_MAX_DISPATCHES", default=10)
+OUTBOX_RETENTION_HOURS = env.int("OUTBOX_RETENTION_HOURS", default=72)
 
 PAYMENT_GATEWAY = env("PAYMENT_GATEWAY", default="apps.payments.gateway.SimulatedGateway")
 PAYMENT_DECLINE_RATE = env.float("PAYMENT_DECLINE_RATE", default=0.0)
@@ -125,16 +132,26 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 60
 CELERY_TASK_SOFT_TIME_LIMIT = 50
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A message a dead worker held comes back after this; the relay re-sends sooner if it is not handled.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # One queue per app, so a fleet can be sized per domain.
 SAGA_QUEUES = ("orders", "balance", "coupons", "products", "payments", "dataplatform")
 CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in SAGA_QUEUES)
 CELERY_TASK_DEFAULT_QUEUE = "orders"
-CELERY_TASK_ROUTES = {f"apps.{name}.tasks.*": {"queue": name, "routing_key": name} for name in SAGA_QUEUES}
+CELERY_TASK_ROUTES = {
+    **{f"apps.{name}.tasks.*": {"queue": name, "routing_key": name} for name in SAGA_QUEUES},
+    "eventbus.tasks.*": {"queue": "orders", "routing_key": "orders"},
+}
 SAGA_SWEEP_INTERVAL_SECONDS = env.int("SAGA_SWEEP_INTERVAL_SECONDS", default=10)
 CELERY_BEAT_SCHEDULE = {
+    "relay-outbox": {
+        "task": "eventbus.tasks.relay_outbox_task",
+        "schedule": OUTBOX_RELAY_INTERVAL_SECONDS,
+        "options": {"expires": OUTBOX_RELAY_INTERVAL_SECONDS * 5},
+    },
+    "purge-outbox": {"task": "eventbus.tasks.purge_outbox_task", "schedule": 3600},
     "fail-overdue-orders": {
         "task": "apps.orders.tasks.sweep_overdue_orders_task",
         "schedule": SAGA_SWEEP_INTERVAL_SECONDS,

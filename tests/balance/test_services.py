@@ -20,7 +20,7 @@ def ledger(user) -> list[tuple[str, int, int, int | None]]:
 
 def dispatched(callbacks) -> list[tuple[str, str]]:
     """(listener task, event type) of each dispatch the on-commit callbacks would make."""
-    return [(callback.args[0].name, callback.args[1]["event_type"]) for callback in callbacks]
+    return [(d.task.name, d.envelope["event_type"]) for callback in callbacks for d in callback.args[0]]
 
 
 # --- balance_charge ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from apps.orders.models import Order, OrderItem, OrderStatus
 from apps.orders.services import OrderLineInput, order_create
 from common.errors import ApplicationError
 from common.redis import redis_client
+from eventbus.models import OutboxMessage
 
 pytestmark = pytest.mark.django_db
 
@@ -80,7 +81,8 @@ def test_order_created_is_published_once_and_dispatched_to_the_three_steps_only_
         )
     ]
     assert {queue: queued_tasks(queue) for queue in settings.SAGA_QUEUES if queued_tasks(queue)} == {}
-    assert len(callbacks) == 3
+    assert len(callbacks) == 1  # one on-commit dispatch for the event's three listeners
+    assert OutboxMessage.objects.filter(order_id=order.pk, dispatched_at__isnull=True).count() == 3
 
     # when the transaction commits
     for callback in callbacks:
@@ -98,6 +100,7 @@ def test_order_created_is_published_once_and_dispatched_to_the_three_steps_only_
     }
     envelopes = [args[0] for tasks in queued.values() for _, args in tasks]
     assert all(envelope == envelopes[0] for envelope in envelopes)
+    assert OutboxMessage.objects.filter(order_id=order.pk, dispatched_at__isnull=False).count() == 3
     envelope = envelopes[0]
     assert set(envelope) == {"event_id", "event_type", "occurred_at", "source", "data"}
     assert UUID(envelope["event_id"]).version == 4

@@ -1,0 +1,68 @@
+"""Writing, dispatching and marking the outbox's rows (eventbus.models.OutboxMessage)."""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Task
+from django.db.models import F
+from django.utils import timezone
+
+from eventbus.events import DomainEvent
+from eventbus.models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    message_id: int
+    task: Task
+    envelope: dict[str, Any]
+
+
+def outbox_write(*, event: DomainEvent, envelope: dict[str, Any], task: Task) -> Dispatch:
+    message = OutboxMessage.objects.create(
+        event_id=envelope["event_id"],
+        event_type=envelope["event_type"],
+        listener=task.name,
+        order_id=getattr(event, "order_id", None),
+        envelope=envelope,
+    )
+    return Dispatch(message_id=message.pk, task=task, envelope=envelope)
+
+
+def dispatch(task: Task, envelope: dict[str, Any]) -> None:
+    """Send a listener's task with an event's envelope to the broker, now."""
+    task.apply_async(args=(envelope,))
+
+
+def dispatch_all(dispatches: Sequence[Dispatch]) -> None:
+    """Send each task to the broker and record which were sent. One that cannot be sent (the broker is
+    down) stays undispatched for the relay; it does not stop the others."""
+    sent = []
+    for pending in dispatches:
+        try:
+            dispatch(pending.task, pending.envelope)
+        except Exception:
+            logger.exception("Could not dispatch %s; the outbox relay will", pending.task.name)
+        else:
+            sent.append(pending.message_id)
+    if sent:
+        OutboxMessage.objects.filter(pk__in=sent).update(
+            dispatched_at=timezone.now(), dispatch_count=F("dispatch_count") + 1
+        )
+
+
+def outbox_mark_handled(*, event_id: str, listener: str) -> None:
+    OutboxMessage.objects.filter(event_id=event_id, listener=listener, handled_at__isnull=True).update(
+        handled_at=timezone.now()
+    )
+
+
+def outbox_mark_failed(*, event_id: str, listener: str, error: str, park: bool) -> None:
+    changes: dict[str, Any] = {"failure_count": F("failure_count") + 1, "last_error": error[:2000]}
+    if park:
+        changes["parked_at"] = timezone.now()
+    OutboxMessage.objects.filter(event_id=event_id, listener=listener, handled_at__isnull=True).update(**changes)
