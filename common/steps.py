@@ -100,3 +100,9 @@ def run_compensation(model: type[OrderStepRecord], *, order_id: int, undo: Calla
     record.reason = "compensated"
     record.save(update_fields=["state", "reason", "updated_at"])
     return True
+
+
+def recorded_outcome(model: type[OrderStepRecord], *, order_id: int) -> StepOutcome | None:
+    """What the participant's own records say of the order's step; None if it has not run."""
+    record = model.objects.filter(order_id=order_id).first()
+    return None if record is None else _outcome_of(record, repeated=True)

@@ -4,7 +4,7 @@ from celery import shared_task
 
 from apps.balance.events import BalanceUsed, BalanceUseFailed
 from apps.coupons.events import CouponUsed, CouponUseFailed
-from apps.orders.services import order_complete, order_fail, order_record_step, orders_fail_overdue
+from apps.orders.services import order_complete, order_fail, order_record_step, orders_recover
 from apps.payments.events import PaymentCanceled, PaymentFailed, PaymentPaid
 from apps.products.events import StockDeducted, StockDeductFailed
 from common.tasks import LISTENER_TASK_OPTIONS
@@ -41,7 +41,7 @@ def fail_order_task(envelope: dict) -> None:
     order_fail(order_id=event.order_id, reason=f"{prefix}: {event.reason}")
 
 
-@shared_task(acks_late=True, time_limit=120)
-def sweep_overdue_orders_task() -> int:
-    """Run by beat every SAGA_SWEEP_INTERVAL_SECONDS."""
-    return len(orders_fail_overdue())
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=100)
+def sweep_orders_task() -> dict:
+    """Run by beat every SAGA_SWEEP_INTERVAL_SECONDS (apps.orders.services.recovery)."""
+    return dict(orders_recover())

@@ -7,8 +7,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from apps.products.models import Product, ProductStatus
+from apps.products.models import Product, ProductStatus, StockStep
 from apps.products.rank import rank_top
+from common.steps import StepOutcome, recorded_outcome
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,8 @@ def popular_products() -> list[dict]:
     ]
     cache.set(RANK_CACHE_KEY, result, settings.RANK_CACHE_SECONDS)
     return result
+
+
+def stock_step_outcome(*, order_id: int) -> StepOutcome | None:
+    """For the orders app's recovery: what this app's records say of the order's stock step."""
+    return recorded_outcome(StockStep, order_id=order_id)

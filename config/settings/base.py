@@ -144,7 +144,9 @@ CELERY_TASK_ROUTES = {
     **{f"apps.{name}.tasks.*": {"queue": name, "routing_key": name} for name in SAGA_QUEUES},
     "eventbus.tasks.*": {"queue": "orders", "routing_key": "orders"},
 }
-SAGA_SWEEP_INTERVAL_SECONDS = env.int("SAGA_SWEEP_INTERVAL_SECONDS", default=10)
+SAGA_SWEEP_INTERVAL_SECONDS = env.float("SAGA_SWEEP_INTERVAL_SECONDS", default=5.0)
+# An order undecided this long is reconciled from the participants' records (e.g. after Redis lost it).
+SAGA_RECONCILE_AFTER_SECONDS = env.float("SAGA_RECONCILE_AFTER_SECONDS", default=15.0)
 CELERY_BEAT_SCHEDULE = {
     "relay-outbox": {
         "task": "eventbus.tasks.relay_outbox_task",
@@ -152,8 +154,8 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": OUTBOX_RELAY_INTERVAL_SECONDS * 5},
     },
     "purge-outbox": {"task": "eventbus.tasks.purge_outbox_task", "schedule": 3600},
-    "fail-overdue-orders": {
-        "task": "apps.orders.tasks.sweep_overdue_orders_task",
+    "sweep-orders": {
+        "task": "apps.orders.tasks.sweep_orders_task",
         "schedule": SAGA_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": SAGA_SWEEP_INTERVAL_SECONDS},
     },

@@ -451,23 +451,17 @@ def test_a_paid_order_is_completed_once(payment_waiting_order, published_events)
 
 
 @pytest.mark.django_db
-def test_an_order_paid_after_its_deadline_is_not_completed(payment_waiting_order, published_events):
-    # given
+def test_an_order_paid_after_its_deadline_is_still_completed_if_nobody_failed_it(payment_waiting_order):
+    # given: the deadline is the sweeper's to enforce; a payment that did succeed completes the order
     order = payment_waiting_order()
     Order.objects.filter(pk=order.pk).update(
         created_at=timezone.now() - timedelta(seconds=settings.SAGA_DEADLINE_SECONDS + 1)
     )
 
-    # when
-    completed = order_complete(order_id=order.pk)
-
-    # then
-    assert completed is False
+    # when / then
+    assert order_complete(order_id=order.pk) is True
     order.refresh_from_db()
-    assert order.status == OrderStatus.PAYMENT_WAITING and order.completed_at is None
-    assert published_events == [
-        OrderCompleteFailed(order_id=order.pk, reason="the order passed its deadline before its payment arrived")
-    ]
+    assert order.status == OrderStatus.COMPLETED
 
 
 @pytest.mark.django_db

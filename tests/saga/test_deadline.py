@@ -11,8 +11,8 @@ from apps.balance.services import balance_refund
 from apps.coupons.models import UserCoupon
 from apps.coupons.services import coupon_restore
 from apps.orders.models import Order
-from apps.orders.services import orders_fail_overdue
-from apps.orders.tasks import sweep_overdue_orders_task
+from apps.orders.services import orders_recover
+from apps.orders.tasks import sweep_orders_task
 from apps.products.models import Stock
 from apps.products.services import stock_restore
 from tests.invariants import violations
@@ -33,7 +33,7 @@ def test_an_order_past_its_deadline_is_failed_and_its_late_steps_are_refused(
     Order.objects.filter(pk=order_id).update(created_at=timezone.now() - timedelta(seconds=61))
 
     # when the sweeper fails it and the compensations run before the late steps are delivered
-    assert orders_fail_overdue() == [order_id]
+    assert orders_recover() == {"failed": 1}
     assert (balance_refund(order_id=order_id), coupon_restore(order_id=order_id), stock_restore(order_id=order_id)) == (
         False,
         False,
@@ -63,7 +63,7 @@ def test_the_sweeper_leaves_orders_within_their_deadline_and_decided_orders_alon
     an_hour_ago = timezone.now() - timedelta(hours=1)
     Order.objects.filter(pk=old_but_decided).update(status="COMPLETED", created_at=an_hour_ago)
 
-    assert sweep_overdue_orders_task.apply().get() == 0
+    assert sweep_orders_task.apply().get() == {}
 
     assert Order.objects.get(pk=fresh).status == "CREATED"
     assert Order.objects.get(pk=old_but_decided).status == "COMPLETED"

@@ -5,17 +5,19 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from apps.balance.models import BalanceTransaction
 from apps.balance.selectors import balance_of
 from apps.dataplatform.models import Delivery
-from apps.orders.services import OrderLineInput, order_create
+from apps.orders.models import Order
+from apps.orders.services import OrderLineInput, order_create, orders_recover
 from apps.payments.models import Payment
 from apps.products.models import Stock, StockMovement
 from apps.products.rank import rank_top
 from tests.invariants import violations
 from tests.saga.conftest import event_counts, finished, settled
-from tests.saga_worker import running_worker
+from tests.saga_worker import running_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -160,22 +162,27 @@ def test_a_declined_payment_fails_the_order_and_undoes_every_step(
     assert violations(published_events) == []
 
 
-def test_completion_fails_after_the_deadline_so_the_payment_is_cancelled_then_everything_undone(
+def test_completion_fails_when_the_deadline_failed_the_order_during_payment_so_the_payment_is_cancelled(
     saga_worker, settings, make_user, make_product, give_coupon, place_order, published_events
 ):
-    # given a gateway slower than the saga's deadline
-    settings.SAGA_DEADLINE_SECONDS = 1
+    # given an order whose payment is in flight at a slow gateway
     settings.PAYMENT_LATENCY_MS = 1_500
     user = make_user(balance=40_000)
     product = make_product(price=10_000, stock=3)
     user_coupon = give_coupon(user, rate="0.1")
-
     order_id = place_order(user, [(product.pk, 2)], user_coupon.pk)
+    wait_for(lambda: Payment.objects.filter(order_id=order_id, status="READY").exists(), message="payment in flight")
 
+    # when the sweeper finds it past its deadline, and only then does the gateway approve
+    Order.objects.filter(pk=order_id).update(created_at=timezone.now() - timedelta(seconds=61))
+    assert orders_recover() == {"failed": 1}
+    wait_for(lambda: Payment.objects.filter(order_id=order_id, status="CANCELED").exists(), message="cancel")
+
+    # then completion fails, the payment is cancelled, and every step is undone
     order = settled(order_id, "FAILED")
-    assert order.failure_reason == "payment canceled: the order passed its deadline before its payment arrived"
+    assert order.failure_reason == "the payment did not complete before the saga's deadline"
     payment = Payment.objects.get(order_id=order_id)
-    assert payment.status == "CANCELED" and payment.paid_at and payment.canceled_at
+    assert payment.paid_at and payment.canceled_at
     assert_nothing_left(user, 40_000, product, 3, user_coupon)
     counts = event_counts(published_events)
     assert (counts["PaymentPaid"], counts["OrderCompleteFailed"], counts["PaymentCanceled"]) == (1, 1, 1)

@@ -1,9 +1,7 @@
 """The orders app's part of the saga: gather the three step results, decide once, complete or fail."""
 
 import logging
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -73,11 +71,10 @@ def _decide(order: Order, steps: dict[str, str], reasons: dict[str, str]) -> str
 @transaction.atomic
 def order_complete(*, order_id: int) -> bool:
     """The order is paid: COMPLETED and OrderCompleted, once. An order that can no longer be completed
-    (it failed, or passed its deadline while being paid) publishes OrderCompleteFailed so that its
-    payment is cancelled. Returns True when this call completed the order."""
+    (it was failed meanwhile, e.g. by its deadline while its payment was in flight) publishes
+    OrderCompleteFailed so that its payment is cancelled. Returns True when this call completed it."""
     now = timezone.now()
-    cutoff = now - timedelta(seconds=settings.SAGA_DEADLINE_SECONDS)
-    completed = Order.objects.filter(pk=order_id, status=OrderStatus.PAYMENT_WAITING, created_at__gte=cutoff).update(
+    completed = Order.objects.filter(pk=order_id, status=OrderStatus.PAYMENT_WAITING).update(
         status=OrderStatus.COMPLETED, completed_at=now
     )
     order = Order.objects.prefetch_related("items").get(pk=order_id)
@@ -98,11 +95,7 @@ def order_complete(*, order_id: int) -> bool:
         return True
     if order.status == OrderStatus.COMPLETED:
         return False  # a repeated PaymentPaid
-    if order.status == OrderStatus.PAYMENT_WAITING:
-        reason = "the order passed its deadline before its payment arrived"
-    else:
-        reason = f"the order is {order.status} and cannot be completed"
-    publish(OrderCompleteFailed(order_id=order.pk, reason=reason))
+    publish(OrderCompleteFailed(order_id=order.pk, reason=f"the order is {order.status} and cannot be completed"))
     return False
 
 
@@ -122,19 +115,3 @@ def order_fail(*, order_id: int, reason: str) -> bool:
     if failed:
         publish(OrderFailed(order_id=order_id, user_id=order.user_id, reason=reason))
     return bool(failed)
-
-
-DEADLINE_REASON = "the saga passed its deadline before every step reported"
-
-
-def orders_fail_overdue(*, now=None, limit: int = 500) -> list[int]:
-    """The sweeper: fail every order still CREATED past SAGA_DEADLINE_SECONDS, so no saga hangs when a
-    step result never arrives. Participants that did take effect undo it on OrderFailed; a step that
-    arrives later finds its compensation's tombstone and is refused. Returns the failed order ids."""
-    cutoff = (now or timezone.now()) - timedelta(seconds=settings.SAGA_DEADLINE_SECONDS)
-    overdue = Order.objects.filter(status=OrderStatus.CREATED, created_at__lt=cutoff).order_by("created_at")
-    return [
-        order_id
-        for order_id in overdue.values_list("pk", flat=True)[:limit]
-        if order_fail(order_id=order_id, reason=DEADLINE_REASON)
-    ]

@@ -1,0 +1,77 @@
+"""Recovery, run by beat: no saga hangs, whatever crashed and whatever Redis forgot.
+
+- An order still CREATED some seconds after creation has its process hash rebuilt from the
+  participants' own step records (a flushed Redis loses the hash, not the records) and is decided.
+- An order still CREATED past SAGA_DEADLINE_SECONDS is failed and compensated; a step that arrives
+  later finds its compensation's tombstone and is refused.
+- An order still PAYMENT_WAITING past the deadline is settled by what the payments app says really
+  happened: paid, it completes; otherwise it fails (a payment still in flight that succeeds later is
+  cancelled, because the order can no longer be completed).
+"""
+
+import logging
+from collections import Counter
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from apps.balance.selectors import balance_step_outcome
+from apps.coupons.selectors import coupon_step_outcome
+from apps.orders.models import Order, OrderStatus
+from apps.orders.services.saga import order_complete, order_fail, order_record_step
+from apps.payments.selectors import payment_status
+from apps.products.selectors import stock_step_outcome
+from common.errors import RetryableError
+
+logger = logging.getLogger(__name__)
+
+DEADLINE_REASON = "the saga passed its deadline before every step reported"
+UNPAID_REASON = "the payment did not complete before the saga's deadline"
+RECOVERY_BATCH = 500
+
+
+def order_reconcile(*, order_id: int) -> str | None:
+    """Record every step whose participant has a record of it, and decide if none is pending.
+    Returns the decision published, if this call made it."""
+    order = Order.objects.only("id", "user_coupon_id").get(pk=order_id)
+    outcomes = {"balance": balance_step_outcome(order_id=order_id), "stock": stock_step_outcome(order_id=order_id)}
+    if order.user_coupon_id is not None:
+        outcomes["coupon"] = coupon_step_outcome(order_id=order_id)
+    decision = None
+    for step, outcome in outcomes.items():
+        if outcome is not None:
+            decision = (
+                order_record_step(order_id=order_id, step=step, succeeded=outcome.succeeded, reason=outcome.reason)
+                or decision
+            )
+    return decision
+
+
+def order_settle_unpaid(*, order_id: int) -> bool:
+    """An order past its deadline while waiting for payment: complete it if it was paid, else fail it."""
+    if payment_status(order_id=order_id) == "COMPLETED":
+        return order_complete(order_id=order_id)
+    return order_fail(order_id=order_id, reason=UNPAID_REASON)
+
+
+def orders_recover(*, now=None) -> Counter:
+    """One sweep; returns what it did (reconciled, failed, completed), for logs and tests."""
+    now = now or timezone.now()
+    deadline = now - timedelta(seconds=settings.SAGA_DEADLINE_SECONDS)
+    stale = now - timedelta(seconds=settings.SAGA_RECONCILE_AFTER_SECONDS)
+    done: Counter = Counter()
+    undecided = Order.objects.filter(status=OrderStatus.CREATED, created_at__lt=stale).order_by("created_at")
+    for order_id, created_at in undecided.values_list("pk", "created_at")[:RECOVERY_BATCH]:
+        try:
+            if order_reconcile(order_id=order_id):
+                done["reconciled"] += 1
+            elif created_at < deadline and order_fail(order_id=order_id, reason=DEADLINE_REASON):
+                done["failed"] += 1
+        except RetryableError:
+            logger.info("Order %s is busy; the next sweep will look again", order_id)
+    unpaid = Order.objects.filter(status=OrderStatus.PAYMENT_WAITING, created_at__lt=deadline).order_by("created_at")
+    for order_id in unpaid.values_list("pk", flat=True)[:RECOVERY_BATCH]:
+        if order_settle_unpaid(order_id=order_id):
+            done["completed" if payment_status(order_id=order_id) == "COMPLETED" else "failed"] += 1
+    return done
