@@ -115,3 +115,14 @@ def saga_worker(transactional_db):
     """A real Celery worker (thread pool) consuming every saga queue from the real Redis broker."""
     with running_worker() as worker:
         yield worker
+
+
+@pytest.fixture
+def place_order(client_for):
+    def place(user, items: list[tuple[int, int]], user_coupon_id: int | None = None) -> int:
+        body = {"items": [{"product_id": p, "quantity": q} for p, q in items], "user_coupon_id": user_coupon_id}
+        response = client_for(user).post("/api/v1/orders", body, format="json")
+        assert response.status_code == 201, response.json()
+        return response.json()["id"]
+
+    return place

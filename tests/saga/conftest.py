@@ -1,7 +1,5 @@
 from collections import Counter
 
-import pytest
-
 from apps.balance.models import Balance, BalanceTransaction
 from apps.coupons.models import UserCoupon
 from apps.dataplatform.models import Delivery
@@ -46,14 +44,3 @@ def side_effects() -> dict:
 
 def event_counts(events) -> Counter:
     return Counter(type(event).__name__ for event in events)
-
-
-@pytest.fixture
-def place_order(client_for):
-    def place(user, items: list[tuple[int, int]], user_coupon_id: int | None = None) -> int:
-        body = {"items": [{"product_id": p, "quantity": q} for p, q in items], "user_coupon_id": user_coupon_id}
-        response = client_for(user).post("/api/v1/orders", body, format="json")
-        assert response.status_code == 201, response.json()
-        return response.json()["id"]
-
-    return place

@@ -1,0 +1,82 @@
+"""No event is lost between the database and the worker: the outbox relay sends again what never left,
+and what the broker lost."""
+
+import pytest
+
+from apps.orders.models import Order
+from config.celery import app
+from eventbus.models import OutboxMessage
+from eventbus.relay import outbox_relay
+from tests.invariants import violations
+from tests.saga.conftest import settled
+from tests.saga_worker import queued_messages, running_worker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def an_order(make_user, make_product, give_coupon, place_order):
+    user = make_user(balance=100_000)
+    product = make_product(price=10_000, stock=5)
+    return place_order(user, [(product.pk, 2)], give_coupon(user, rate="0.1").pk)
+
+
+def test_an_event_committed_but_never_dispatched_is_sent_by_the_relay(an_order, settings, published_events):
+    # given: the order committed, but the process died before its tasks reached the broker
+    app.control.purge()
+    OutboxMessage.objects.update(dispatched_at=None, dispatch_count=0)
+    settings.OUTBOX_DISPATCH_GRACE_SECONDS = 0
+
+    # when the relay runs
+    assert outbox_relay() == 3
+
+    # then the saga runs to its end as if nothing had happened
+    with running_worker(purge=False):
+        order = settled(an_order, "COMPLETED")
+    assert order.steps == {"balance": "SUCCESS", "coupon": "SUCCESS", "stock": "SUCCESS"}
+    assert not OutboxMessage.objects.filter(handled_at__isnull=True).exists()
+    assert violations(published_events) == []
+
+
+def test_messages_the_broker_lost_are_sent_again_once_their_handling_is_overdue(an_order, settings, published_events):
+    # given: the tasks were dispatched, then the broker lost its queues
+    assert queued_messages() == 3
+    app.control.purge()
+    assert OutboxMessage.objects.filter(dispatched_at__isnull=False, handled_at__isnull=True).count() == 3
+
+    # when the relay runs within the handling timeout, nothing is sent; past it, all three are
+    assert outbox_relay() == 0
+    settings.OUTBOX_HANDLE_TIMEOUT_SECONDS = 0
+    assert outbox_relay() == 3
+
+    # then
+    with running_worker(purge=False):
+        settled(an_order, "COMPLETED")
+    assert (
+        OutboxMessage.objects.filter(event_type="OrderCreated")
+        .values_list("dispatch_count", flat=True)
+        .distinct()
+        .get()
+        == 2
+    )
+    assert violations(published_events) == []
+
+
+def test_a_listener_that_is_never_handled_is_parked_after_too_many_dispatches(an_order, settings):
+    # given a message sent again and again without ever being handled (its broker keeps losing it)
+    settings.OUTBOX_HANDLE_TIMEOUT_SECONDS = 0
+    settings.OUTBOX_MAX_DISPATCHES = 3
+    for _ in range(2):
+        app.control.purge()
+        outbox_relay()
+
+    # when the relay finds it worn out
+    app.control.purge()
+    assert outbox_relay() == 0
+
+    # then it is parked with a reason, for an operator, and the relay leaves it alone
+    parked = OutboxMessage.objects.filter(order_id=an_order, parked_at__isnull=False)
+    assert parked.count() == 3
+    assert set(parked.values_list("last_error", flat=True)) == {"not handled after 3 dispatches"}
+    assert outbox_relay() == 0
+    assert Order.objects.get(pk=an_order).status == "CREATED"

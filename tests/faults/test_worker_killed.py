@@ -1,0 +1,76 @@
+"""A worker process killed in the middle of a task, before it acknowledged it: the task is delivered
+again (late acknowledgement, reject on worker lost) and takes effect once. A real prefork worker."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from apps.orders.models import Order
+from apps.payments.models import Payment
+from tests.invariants import violations
+from tests.saga_worker import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def children_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+@pytest.fixture
+def prefork_worker(transactional_db):
+    """`celery -A config worker` in its own process, on this test's database and Redis, with a slow gateway."""
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "TEST_REDIS_URL": settings.REDIS_URL,
+        "PAYMENT_LATENCY_MS": "3000",
+    }
+    command = [
+        str(Path(sys.executable).parent / "celery"), "-A", "config", "worker", "-P", "prefork", "-c", "1",
+        "-Q", ",".join(settings.SAGA_QUEUES), "--without-gossip", "--without-mingle", "-l", "warning",
+    ]  # fmt: skip
+    worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for(lambda: children_of(worker.pid), timeout=30, message="the worker's pool process")
+    yield worker
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
+def test_a_worker_killed_while_paying_delivers_the_payment_again_and_pays_once(
+    prefork_worker, make_user, make_product, place_order
+):
+    user = make_user(balance=50_000)
+    product = make_product(price=10_000, stock=5)
+    order_id = place_order(user, [(product.pk, 1)])
+    wait_for(lambda: Payment.objects.filter(order_id=order_id, status="READY").exists(), message="payment started")
+    [pool_process] = children_of(prefork_worker.pid)
+
+    # when the pool process dies in the middle of the gateway call (SIGKILL: no clean-up, no ack)
+    os.kill(pool_process, signal.SIGKILL)
+
+    # then the message comes back, a new pool process pays, and the order completes, once
+    wait_for(
+        lambda: Order.objects.filter(pk=order_id, status="COMPLETED").exists(),
+        timeout=40,
+        message="the order completed after the kill",
+    )
+    assert children_of(prefork_worker.pid) != [pool_process]
+    assert Payment.objects.filter(order_id=order_id).count() == 1
+    assert Payment.objects.get(order_id=order_id).status == "COMPLETED"
+    assert violations() == []
