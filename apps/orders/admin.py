@@ -1,6 +1,8 @@
 """Orders as operators see them: read-only. An order changes only through the saga's services."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -9,6 +11,19 @@ from apps.orders.services.saga import order_steps
 from apps.payments.selectors import payment_summaries
 from apps.products.selectors import products_for_order
 from common.admin import ReadOnlyAdminMixin
+from eventbus.relay import outbox_retry
+from eventbus.selectors import has_parked_messages, messages_of_order, parked_message_ids
+
+
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("parked", "a listener is parked (e.g. a compensation that kept failing)")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(has_parked=True) if self.value() == "parked" else queryset
 
 
 class OrderItemInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -25,8 +40,9 @@ class OrderItemInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "user", "status", "total_price", "created_at", "completed_at")
-    list_filter = ("status",)
+    list_display = ("id", "user", "status", "total_price", "created_at", "completed_at", "attention")
+    list_filter = ("status", NeedsAttentionFilter)
+    actions = ("retry_parked_listeners",)
     # `id__exact` compares the id as text, so a search for a username never breaks the integer lookup.
     search_fields = ("id__exact", "user__username")
     list_select_related = ("user",)
@@ -35,7 +51,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("id", "user", "status", "failure_reason")}),
         ("Prices", {"fields": ("gross_price", "discount_price", "total_price", "user_coupon_id")}),
-        ("Saga", {"fields": ("step_statuses", "payment")}),
+        ("Saga", {"fields": ("step_statuses", "payment", "listeners")}),
         ("Times", {"fields": ("created_at", "decided_at", "completed_at", "failed_at")}),
     )
     readonly_fields = (
@@ -49,6 +65,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "user_coupon_id",
         "step_statuses",
         "payment",
+        "listeners",
         "created_at",
         "decided_at",
         "completed_at",
@@ -73,3 +90,33 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             summary["status"],
             summary["amount"],
         )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
+        return super().get_queryset(request).annotate(has_parked=has_parked_messages())
+
+    @admin.display(description="attention", boolean=True, ordering="has_parked")
+    def attention(self, order: Order) -> bool:
+        """A parked listener: something failed for good and waits for an operator."""
+        return not order.has_parked
+
+    @admin.display(description="listeners")
+    def listeners(self, order: Order) -> str:
+        """Every listener task of every event of this order, from the outbox."""
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td><strong>{}</strong></td><td>{}</td><td>{}</td></tr>",
+            (
+                (m.event_type, m.listener.rsplit(".", 1)[-1], m.state, m.dispatch_count, m.last_error[:200])
+                for m in messages_of_order(order_id=order.pk)
+            ),
+        )
+        return format_html(
+            "<table><tr><th>event</th><th>listener</th><th>state</th><th>dispatches</th><th>last error</th></tr>"
+            "{}</table>",
+            rows,
+        )
+
+    @admin.action(description="Retry parked listeners (e.g. a compensation that kept failing)")
+    def retry_parked_listeners(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        sent = outbox_retry(message_ids=parked_message_ids(order_ids=queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Sent {sent} parked listener task(s) again.", messages.SUCCESS)

@@ -25,7 +25,8 @@ from apps.payments.models import Payment
 from apps.payments.services import payment_pay
 from apps.products.models import MovementKind, Product, Stock, StockMovement
 from apps.products.services import StockLine, stock_deduct
-from tests.saga_worker import wait_for
+from eventbus.models import OutboxMessage
+from tests.saga_worker import queued_messages, wait_for
 
 
 @pytest.fixture
@@ -91,6 +92,7 @@ ADMIN_MODELS = [
     "products.stockstep",
     "payments.payment",
     "dataplatform.delivery",
+    "eventbus.outboxmessage",
 ]
 
 
@@ -99,7 +101,7 @@ def test_the_admin_shows_every_model_of_the_shop():
     registered = {model._meta.label_lower for model in admin.site._registry}
 
     # then
-    shop_apps = ("orders", "balance", "coupons", "products", "payments", "dataplatform")
+    shop_apps = ("orders", "balance", "coupons", "products", "payments", "dataplatform", "eventbus")
     assert {label for label in registered if label.split(".")[0] in shop_apps} == set(ADMIN_MODELS)
 
 
@@ -473,3 +475,32 @@ def test_a_customer_is_sent_to_the_login_page(client, shop):
     # then
     assert response.status_code == 302
     assert response.url.startswith(reverse("admin:login"))
+
+
+@pytest.mark.django_db
+def test_an_order_with_a_parked_listener_is_flagged_and_an_operator_sends_it_again(
+    operator_client, shop, django_capture_on_commit_callbacks
+):
+    # given the failed order's refund kept failing and was parked
+    refund = OutboxMessage.objects.get(order_id=shop.failed.pk, listener="apps.balance.tasks.refund_balance_task")
+    OutboxMessage.objects.filter(pk=refund.pk).update(parked_at=timezone.now(), last_error="DataError: boom")
+    changelist = reverse("admin:orders_order_changelist")
+
+    # then it is flagged in the list, found by the filter, and its page shows the parked listener
+    assert [order.pk for order in shown(operator_client.get(changelist, {"attention": "parked"}))] == [shop.failed.pk]
+    page = operator_client.get(reverse("admin:orders_order_change", args=[shop.failed.pk])).content.decode()
+    assert "PARKED" in page and "DataError: boom" in page
+
+    # when the operator retries it
+    queued_before = queued_messages()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator_client.post(
+            changelist, {"action": "retry_parked_listeners", "_selected_action": [shop.failed.pk]}, follow=True
+        )
+
+    # then it is unparked and its task is back on the broker
+    assert "Sent 1 parked listener task(s) again." in messages_of(response)
+    refund.refresh_from_db()
+    assert refund.parked_at is None and refund.dispatched_at is not None
+    assert queued_messages() == queued_before + 1
+    assert not shown(operator_client.get(changelist, {"attention": "parked"}))

@@ -1,0 +1,50 @@
+"""The outbox as operators see it: what each event's listeners did, and what is parked."""
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from common.admin import ReadOnlyAdminMixin
+from eventbus.models import OutboxMessage
+from eventbus.relay import outbox_retry
+
+STATES = {
+    "WAITING": {"handled_at__isnull": True, "parked_at__isnull": True, "dispatched_at__isnull": True},
+    "DISPATCHED": {"handled_at__isnull": True, "parked_at__isnull": True, "dispatched_at__isnull": False},
+    "HANDLED": {"handled_at__isnull": False},
+    "PARKED": {"handled_at__isnull": True, "parked_at__isnull": False},
+}
+
+
+class StateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [(state, state.lower()) for state in STATES]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(**STATES[self.value()]) if self.value() in STATES else queryset
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "event_type",
+        "listener",
+        "order_id",
+        "state",
+        "dispatch_count",
+        "failure_count",
+        "created_at",
+    )
+    list_filter = (StateFilter, "event_type")
+    search_fields = ("order_id__exact", "event_id__exact", "listener")
+    ordering = ("-pk",)
+    actions = ("send_again",)
+
+    @admin.action(description="Send again (parked or stuck, not handled)")
+    def send_again(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        sent = outbox_retry(message_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Sent {sent} listener task(s) again.", messages.SUCCESS)

@@ -1,0 +1,20 @@
+from collections.abc import Iterable
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from eventbus.models import OutboxMessage
+
+PARKED = Q(parked_at__isnull=False, handled_at__isnull=True)
+
+
+def messages_of_order(*, order_id: int) -> QuerySet[OutboxMessage]:
+    return OutboxMessage.objects.filter(order_id=order_id).order_by("pk")
+
+
+def parked_message_ids(*, order_ids: Iterable[int]) -> list[int]:
+    return list(OutboxMessage.objects.filter(PARKED, order_id__in=list(order_ids)).values_list("pk", flat=True))
+
+
+def has_parked_messages(order_id_field: str = "pk") -> Exists:
+    """An annotation: does the row's order have a parked listener (something an operator must look at)?"""
+    return Exists(OutboxMessage.objects.filter(PARKED, order_id=OuterRef(order_id_field)))
