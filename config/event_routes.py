@@ -6,8 +6,9 @@ commits (eventbus.bus). Each task runs on its app's own queue (settings.CELERY_T
     OrderCreated ──► balance, coupon, stock steps ──► their results ──► orders decides once:
         all SUCCESS ──► OrderPaymentWaited ──► pay ──► PaymentPaid ──► complete ──► OrderCompleted
         any FAILED  ──► OrderFailed ──► every participant undoes what its own records say it did
-    PaymentFailed, or completion failing ──► OrderCompleteFailed ──► cancel payment ──► PaymentCanceled
-        ──► OrderFailed
+    PaymentFailed ──► OrderFailed
+    completion failing (the order failed meanwhile) ──► OrderCompleteFailed ──► cancel payment
+        ──► PaymentCanceled ──► OrderFailed (once: the order is already FAILED)
 """
 
 from apps.balance import tasks as balance

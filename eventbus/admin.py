@@ -44,7 +44,11 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ordering = ("-pk",)
     actions = ("send_again",)
 
-    @admin.action(description="Send again (parked or stuck, not handled)")
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        """Sending a listener's task again is the one change operators make here (its change permission)."""
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    @admin.action(description="Send again (parked or stuck, not handled)", permissions=["resend"])
     def send_again(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
         sent = outbox_retry(message_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Sent {sent} listener task(s) again.", messages.SUCCESS)

@@ -38,9 +38,9 @@ def dispatch(task: Task, envelope: dict[str, Any]) -> None:
     task.apply_async(args=(envelope,))
 
 
-def dispatch_all(dispatches: Sequence[Dispatch]) -> None:
-    """Send each task to the broker and record which were sent. One that cannot be sent (the broker is
-    down) stays undispatched for the relay; it does not stop the others."""
+def send_all(dispatches: Sequence[Dispatch]) -> list[int]:
+    """Send each task to the broker; returns the ids of the messages sent. One that cannot be sent (the
+    broker is down) is logged and left to the relay; it does not stop the others."""
     sent = []
     for pending in dispatches:
         try:
@@ -49,6 +49,12 @@ def dispatch_all(dispatches: Sequence[Dispatch]) -> None:
             logger.exception("Could not dispatch %s; the outbox relay will", pending.task.name)
         else:
             sent.append(pending.message_id)
+    return sent
+
+
+def dispatch_all(dispatches: Sequence[Dispatch]) -> None:
+    """On commit of the publishing transaction: send the tasks and record which were sent."""
+    sent = send_all(dispatches)
     if sent:
         OutboxMessage.objects.filter(pk__in=sent).update(
             dispatched_at=timezone.now(), dispatch_count=F("dispatch_count") + 1
@@ -62,7 +68,9 @@ def outbox_mark_handled(*, event_id: str, listener: str) -> None:
 
 
 def outbox_mark_failed(*, event_id: str, listener: str, error: str, park: bool) -> None:
+    """A failed run: parked if it was the last, else a retry is on its way, which is a sign of life
+    (`dispatched_at` moves) so that the relay does not start a second chain of retries beside it."""
+    now = timezone.now()
     changes: dict[str, Any] = {"failure_count": F("failure_count") + 1, "last_error": error[:2000]}
-    if park:
-        changes["parked_at"] = timezone.now()
+    changes |= {"parked_at": now} if park else {"dispatched_at": now}
     OutboxMessage.objects.filter(event_id=event_id, listener=listener, handled_at__isnull=True).update(**changes)

@@ -6,48 +6,62 @@ from datetime import timedelta
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from eventbus.models import OutboxMessage
-from eventbus.outbox import Dispatch, dispatch_all
+from eventbus.outbox import Dispatch, send_all
 
 
 def _due(now) -> Q:
-    not_sent = Q(
-        dispatched_at__isnull=True, created_at__lt=now - timedelta(seconds=settings.OUTBOX_DISPATCH_GRACE_SECONDS)
-    )
+    grace = timedelta(seconds=settings.OUTBOX_DISPATCH_GRACE_SECONDS)
+    not_sent = Q(dispatched_at__isnull=True, created_at__lt=now - grace)
     not_handled = Q(dispatched_at__lt=now - timedelta(seconds=settings.OUTBOX_HANDLE_TIMEOUT_SECONDS))
     return Q(handled_at__isnull=True, parked_at__isnull=True) & (not_sent | not_handled)
 
 
-@transaction.atomic
+def _claim(messages: list[OutboxMessage], now) -> list[Dispatch]:
+    """Mark the messages dispatched (in the caller's transaction) and return their dispatches; park
+    those that cannot be dispatched: worn out, or for a listener this code base no longer has."""
+    dispatches, worn_out, unknown = [], [], []
+    for message in messages:
+        task = current_app.tasks.get(message.listener)
+        if task is None:
+            unknown.append(message.pk)
+        elif message.dispatch_count >= settings.OUTBOX_MAX_DISPATCHES:
+            worn_out.append(message.pk)
+        else:
+            dispatches.append(Dispatch(message_id=message.pk, task=task, envelope=message.envelope))
+    park = OutboxMessage.objects.filter(handled_at__isnull=True)
+    park.filter(pk__in=worn_out).update(
+        parked_at=now, last_error=f"not handled after {settings.OUTBOX_MAX_DISPATCHES} dispatches"
+    )
+    park.filter(pk__in=unknown).update(parked_at=now, last_error="no such listener task")
+    OutboxMessage.objects.filter(pk__in=[d.message_id for d in dispatches]).update(
+        dispatched_at=now, dispatch_count=F("dispatch_count") + 1, parked_at=None
+    )
+    return dispatches
+
+
 def outbox_relay(*, batch: int = 500) -> int:
-    """Dispatch what is due; park what was dispatched too often without being handled. Returns how many
-    tasks were sent. Rows are locked with SKIP LOCKED so that overlapping relays share the work."""
-    now = timezone.now()
-    due = list(OutboxMessage.objects.select_for_update(skip_locked=True).filter(_due(now)).order_by("pk")[:batch])
-    worn_out = [m.pk for m in due if m.dispatch_count >= settings.OUTBOX_MAX_DISPATCHES]
-    if worn_out:
-        OutboxMessage.objects.filter(pk__in=worn_out).update(
-            parked_at=now, last_error=f"not handled after {settings.OUTBOX_MAX_DISPATCHES} dispatches"
-        )
-    dispatches = [
-        Dispatch(message_id=m.pk, task=current_app.tasks[m.listener], envelope=m.envelope)
-        for m in due
-        if m.pk not in worn_out
-    ]
-    dispatch_all(dispatches)
+    """Dispatch what is due; returns how many tasks were sent. The rows are claimed in a short
+    transaction (SKIP LOCKED, so overlapping relays share the work) and sent after it commits."""
+    with transaction.atomic():
+        due = OutboxMessage.objects.select_for_update(skip_locked=True).filter(_due(timezone.now())).order_by("pk")
+        dispatches = _claim(list(due[:batch]), timezone.now())
+    send_all(dispatches)
     return len(dispatches)
 
 
 def outbox_retry(*, message_ids: list[int]) -> int:
-    """An operator sends parked (or stuck) rows again; returns how many were sent."""
+    """An operator sends parked (or stuck) rows again, with a fresh dispatch budget; returns how many."""
     with transaction.atomic():
         messages = list(OutboxMessage.objects.select_for_update().filter(pk__in=message_ids, handled_at__isnull=True))
-        OutboxMessage.objects.filter(pk__in=[m.pk for m in messages]).update(parked_at=None, dispatch_count=0)
-        dispatches = [Dispatch(m.pk, current_app.tasks[m.listener], m.envelope) for m in messages]
-        transaction.on_commit(lambda: dispatch_all(dispatches))
+        OutboxMessage.objects.filter(pk__in=[m.pk for m in messages]).update(dispatch_count=0)
+        for message in messages:
+            message.dispatch_count = 0
+        dispatches = _claim(messages, timezone.now())
+    send_all(dispatches)
     return len(dispatches)
 
 

@@ -11,10 +11,11 @@ LONG_SECRET = "a-production-secret-key-that-is-long-enough-0123456789"
 PRODUCTION = {
     "DJANGO_SECRET_KEY": LONG_SECRET,
     "DATABASE_URL": "postgres://shop:secret@db.internal:5432/shop",
+    "REDIS_URL": "redis://cache.internal:6379/0",
     "DJANGO_ALLOWED_HOSTS": "shop.example.com,api.example.com",
 }
 # Read by the settings; each test decides which of them the process sees.
-SETTINGS_VARIABLES = ("DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS")
+SETTINGS_VARIABLES = ("DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DATABASE_URL", "REDIS_URL", "DJANGO_ALLOWED_HOSTS")
 
 
 def start_production(**variables: str) -> subprocess.CompletedProcess:
@@ -43,9 +44,10 @@ def test_production_starts_with_a_long_secret_a_database_and_allowed_hosts():
         ({**PRODUCTION, "DJANGO_SECRET_KEY": "too-short"}, "DJANGO_SECRET_KEY"),
         ({**PRODUCTION, "DJANGO_DEBUG": "true"}, "DJANGO_DEBUG"),
         ({key: value for key, value in PRODUCTION.items() if key != "DATABASE_URL"}, "DATABASE_URL"),
+        ({key: value for key, value in PRODUCTION.items() if key != "REDIS_URL"}, "REDIS_URL"),
         ({key: value for key, value in PRODUCTION.items() if key != "DJANGO_ALLOWED_HOSTS"}, "DJANGO_ALLOWED_HOSTS"),
     ],
-    ids=["empty secret", "no secret", "short secret", "debug on", "no database", "no allowed hosts"],
+    ids=["empty secret", "no secret", "short secret", "debug on", "no database", "no redis", "no allowed hosts"],
 )
 def test_production_refuses_to_start(variables, complaint):
     started = start_production(**variables)

@@ -3,7 +3,3 @@ from common.errors import ApplicationError
 
 class BalanceLimitExceeded(ApplicationError):
     code = "balance_limit_exceeded"
-
-
-class InsufficientBalance(ApplicationError):
-    code = "insufficient_balance"

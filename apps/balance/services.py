@@ -50,6 +50,8 @@ def balance_use(*, order_id: int, user_id: int, amount: int) -> StepOutcome:
     outcome = run_step(
         BalanceStep, order_id=order_id, apply=lambda: _use(user_id=user_id, order_id=order_id, amount=amount)
     )
+    if outcome.repeated:
+        return outcome  # reported when it was decided; the outbox delivers that report
     if outcome.succeeded:
         publish(BalanceUsed(order_id=order_id, user_id=user_id, amount=amount))
     else:

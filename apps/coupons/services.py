@@ -75,6 +75,8 @@ def coupon_use(*, order_id: int, user_coupon_id: int, user_id: int) -> StepOutco
         order_id=order_id,
         apply=lambda: _use(order_id=order_id, user_coupon_id=user_coupon_id, user_id=user_id),
     )
+    if outcome.repeated:
+        return outcome  # reported when it was decided; the outbox delivers that report
     if outcome.succeeded:
         publish(CouponUsed(order_id=order_id, user_coupon_id=user_coupon_id))
     else:

@@ -17,4 +17,6 @@ def use_coupon_task(envelope: dict) -> None:
 @shared_task(**COMPENSATION_TASK_OPTIONS)
 def restore_coupon_task(envelope: dict) -> None:
     event: OrderFailed = event_from_envelope(envelope)
+    if event.user_coupon_id is None:
+        return  # no coupon, so no coupon step could have taken effect
     coupon_restore(order_id=event.order_id)

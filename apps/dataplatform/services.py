@@ -11,6 +11,8 @@ from apps.dataplatform.models import Delivery, DeliveryStatus
 from common.errors import ApplicationError, RetryableError
 
 DONE = (DeliveryStatus.SENT, DeliveryStatus.RECORDED)
+# A dead delivery waits for an operator (delivery_resend); a late redelivery of its event does not revive it.
+SETTLED = (*DONE, DeliveryStatus.DEAD)
 
 
 class DeliveryFailed(RetryableError):
@@ -45,7 +47,7 @@ def _post(url: str, delivery: Delivery) -> None:
 def delivery_attempt(*, delivery_id: int) -> str:
     """One try. Returns the new status; raises DeliveryFailed when a later try may succeed."""
     delivery = Delivery.objects.get(pk=delivery_id)
-    if delivery.status in DONE:
+    if delivery.status in SETTLED:
         return delivery.status
     url = settings.DATA_PLATFORM_URL
     if not url:

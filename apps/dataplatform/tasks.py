@@ -11,7 +11,8 @@ from eventbus.events import event_from_envelope
 
 def _backoff(retries: int) -> float:
     """Exponential backoff with full jitter."""
-    return random.uniform(0, settings.DATA_PLATFORM_BACKOFF_SECONDS * 2**retries)
+    cap = min(settings.DATA_PLATFORM_BACKOFF_MAX_SECONDS, settings.DATA_PLATFORM_BACKOFF_SECONDS * 2**retries)
+    return random.uniform(0, cap)
 
 
 def _attempt_or_retry(task: Task, delivery_id: int) -> None:

@@ -116,7 +116,11 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             rows,
         )
 
-    @admin.action(description="Retry parked listeners (e.g. a compensation that kept failing)")
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        """Retrying an order's parked listeners is the one change operators make to an order."""
+        return request.user.has_perm("eventbus.change_outboxmessage")
+
+    @admin.action(description="Retry parked listeners (e.g. a compensation that kept failing)", permissions=["resend"])
     def retry_parked_listeners(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         sent = outbox_retry(message_ids=parked_message_ids(order_ids=queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Sent {sent} parked listener task(s) again.", messages.SUCCESS)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -17,9 +18,9 @@ class OrderListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         class LineSerializer(serializers.Serializer):
             product_id = serializers.IntegerField(min_value=1)
-            quantity = serializers.IntegerField(min_value=1, max_value=1_000)
+            quantity = serializers.IntegerField(min_value=1, max_value=settings.MAX_LINE_QUANTITY)
 
-        items = LineSerializer(many=True, allow_empty=False, max_length=50)
+        items = LineSerializer(many=True, allow_empty=False, max_length=settings.MAX_ORDER_LINES)
         user_coupon_id = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
 
     def post(self, request):

@@ -36,6 +36,7 @@ class OrderFailed(DomainEvent):
     source: ClassVar[str] = "orders"
     order_id: int
     user_id: int
+    user_coupon_id: int | None
     reason: str
 
 

@@ -1,6 +1,7 @@
 from collections.abc import Sequence
 
 from django.db.models import QuerySet
+from rest_framework import serializers
 
 from apps.orders.models import Order
 from apps.orders.process import read_steps
@@ -27,6 +28,9 @@ def order_visible_to(user, order_id: int) -> Order:
     return order
 
 
+_timestamp = serializers.DateTimeField()  # the API's one format for times, as every serializer uses
+
+
 def order_views(orders: Sequence[Order]) -> list[dict]:
     """The orders as API.md shows them: live steps from Redis (one round trip for all), payments from
     the payments app (one query for all)."""
@@ -48,8 +52,8 @@ def order_views(orders: Sequence[Order]) -> list[dict]:
             "total_price": order.total_price,
             "steps": order_steps(order, live.get(order.pk)),
             "payment": payments.get(order.pk),
-            "created_at": order.created_at,
-            "completed_at": order.completed_at,
+            "created_at": _timestamp.to_representation(order.created_at),
+            "completed_at": order.completed_at and _timestamp.to_representation(order.completed_at),
         }
         for order in orders
     ]

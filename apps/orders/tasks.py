@@ -5,6 +5,7 @@ from celery import shared_task
 from apps.balance.events import BalanceUsed, BalanceUseFailed
 from apps.coupons.events import CouponUsed, CouponUseFailed
 from apps.orders.services import order_complete, order_fail, order_record_step, orders_recover
+from apps.orders.services.saga import UNPAID
 from apps.payments.events import PaymentCanceled, PaymentFailed, PaymentPaid
 from apps.products.events import StockDeducted, StockDeductFailed
 from common.tasks import LISTENER_TASK_OPTIONS
@@ -38,7 +39,7 @@ def complete_order_task(envelope: dict) -> None:
 def fail_order_task(envelope: dict) -> None:
     event: PaymentFailed | PaymentCanceled = event_from_envelope(envelope)
     prefix = "payment failed" if isinstance(event, PaymentFailed) else "payment canceled"
-    order_fail(order_id=event.order_id, reason=f"{prefix}: {event.reason}")
+    order_fail(order_id=event.order_id, reason=f"{prefix}: {event.reason}", from_statuses=UNPAID)
 
 
 @shared_task(acks_late=True, time_limit=120, soft_time_limit=100)

@@ -22,7 +22,7 @@ def _publish_outcome(payment: Payment) -> None:
 
 
 def payment_pay(*, order_id: int, user_id: int, amount: int) -> Payment | None:
-    """Pay for an order once. A repeat finds the payment decided and reports the same outcome again.
+    """Pay for an order once. A repeat finds the payment decided and changes nothing.
 
     The gateway is called outside any transaction (it is slow and remote) with the payment's id as the
     idempotency key, so a retry after a crash gets the gateway's first answer, not a second charge."""
@@ -31,8 +31,7 @@ def payment_pay(*, order_id: int, user_id: int, amount: int) -> Payment | None:
         return None
     payment, _ = Payment.objects.get_or_create(order_id=order_id, defaults={"user_id": user_id, "amount": amount})
     if payment.status != PaymentStatus.READY:
-        _publish_outcome(payment)
-        return payment
+        return payment  # decided and reported before; the outbox delivers that report
     result = get_gateway().pay(idempotency_key=f"payment-{payment.pk}", amount=payment.amount)
     with transaction.atomic():
         if result.approved:
@@ -66,6 +65,4 @@ def payment_cancel(*, order_id: int, reason: str) -> Payment | None:
             payment.refresh_from_db()
             if canceled:
                 _publish_outcome(payment)
-        return payment
-    _publish_outcome(payment)
     return payment

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from apps.products.models import Product, ProductStatus, StockStep
 from apps.products.rank import rank_top
@@ -34,12 +35,14 @@ def selling_products() -> QuerySet[Product]:
     return Product.objects.filter(status=ProductStatus.SELLING).select_related("stock").order_by("id")
 
 
-RANK_CACHE_KEY = "products:popular"
+def rank_cache_key() -> str:
+    """Per day, so that a new day never serves yesterday's list."""
+    return f"products:popular:{timezone.localdate():%Y%m%d}"
 
 
 def popular_products() -> list[dict]:
     """The top sellers of the last days, cached briefly: the rank moves with every completed order."""
-    cached = cache.get(RANK_CACHE_KEY)
+    cached = cache.get(rank_cache_key())
     if cached is not None:
         return cached
     top = rank_top()
@@ -49,7 +52,7 @@ def popular_products() -> list[dict]:
         for product_id, sold in top
         if product_id in names
     ]
-    cache.set(RANK_CACHE_KEY, result, settings.RANK_CACHE_SECONDS)
+    cache.set(rank_cache_key(), result, settings.RANK_CACHE_SECONDS)
     return result
 
 

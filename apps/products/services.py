@@ -62,6 +62,8 @@ def stock_deduct(*, order_id: int, lines: Iterable[StockLine]) -> StepOutcome:
     """The stock step: all lines or none. Reports StockDeducted or StockDeductFailed."""
     lines = tuple(lines)
     outcome = run_step(StockStep, order_id=order_id, apply=lambda: _deduct_all(lines, order_id))
+    if outcome.repeated:
+        return outcome  # reported when it was decided; the outbox delivers that report
     if outcome.succeeded:
         publish(StockDeducted(order_id=order_id))
     else:

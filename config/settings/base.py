@@ -104,7 +104,7 @@ EVENT_ROUTES_MODULE = "config.event_routes"
 # is sent again; after OUTBOX_MAX_DISPATCHES it is parked for an operator (admin).
 OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=2.0)
 OUTBOX_DISPATCH_GRACE_SECONDS = env.float("OUTBOX_DISPATCH_GRACE_SECONDS", default=3.0)
-OUTBOX_HANDLE_TIMEOUT_SECONDS = env.float("OUTBOX_HANDLE_TIMEOUT_SECONDS", default=30.0)
+OUTBOX_HANDLE_TIMEOUT_SECONDS = env.float("OUTBOX_HANDLE_TIMEOUT_SECONDS", default=60.0)
 OUTBOX_MAX_DISPATCHES = env.int("OUTBOX_MAX_DISPATCHES", default=10)
 OUTBOX_RETENTION_HOURS = env.int("OUTBOX_RETENTION_HOURS", default=72)
 
@@ -116,6 +116,8 @@ DATA_PLATFORM_URL = env("DATA_PLATFORM_URL", default="") or None
 DATA_PLATFORM_TIMEOUT_SECONDS = env.float("DATA_PLATFORM_TIMEOUT_SECONDS", default=5.0)
 DATA_PLATFORM_MAX_ATTEMPTS = env.int("DATA_PLATFORM_MAX_ATTEMPTS", default=8)
 DATA_PLATFORM_BACKOFF_SECONDS = env.float("DATA_PLATFORM_BACKOFF_SECONDS", default=2.0)
+# Below OUTBOX_HANDLE_TIMEOUT_SECONDS, so that the relay never starts a second chain beside a waiting retry.
+DATA_PLATFORM_BACKOFF_MAX_SECONDS = env.float("DATA_PLATFORM_BACKOFF_MAX_SECONDS", default=45.0)
 
 RANK_CACHE_SECONDS = env.int("RANK_CACHE_SECONDS", default=10)
 BALANCE_LIMIT = 10_000_000
@@ -157,7 +159,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-orders": {
         "task": "apps.orders.tasks.sweep_orders_task",
         "schedule": SAGA_SWEEP_INTERVAL_SECONDS,
-        "options": {"expires": SAGA_SWEEP_INTERVAL_SECONDS},
+        "options": {"expires": SAGA_SWEEP_INTERVAL_SECONDS * 5},
     },
 }
 

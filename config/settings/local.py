@@ -1,5 +1,7 @@
 from .base import *  # noqa: F403
 from .base import env
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# DEBUG stays off by default so that every error is the API's JSON, as in production; `runserver
+# --insecure` (Procfile) still serves the admin's static files.
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="local-development-only-not-secret")

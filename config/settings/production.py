@@ -11,8 +11,9 @@ if len(SECRET_KEY) < 32:
 if env.bool("DJANGO_DEBUG", default=False):
     raise ImproperlyConfigured("DJANGO_DEBUG must be off in production.")
 DEBUG = False
-if not env("DATABASE_URL", default=""):
-    raise ImproperlyConfigured("DATABASE_URL must be set in production.")
+for required in ("DATABASE_URL", "REDIS_URL"):
+    if not env(required, default=""):
+        raise ImproperlyConfigured(f"{required} must be set in production.")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = True

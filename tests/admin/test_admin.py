@@ -21,6 +21,7 @@ from apps.dataplatform.services import delivery_record
 from apps.orders.models import Order, OrderStatus
 from apps.orders.process import record_step
 from apps.orders.services import OrderLineInput, order_complete, order_create, order_fail, order_record_step
+from apps.orders.services.saga import UNDECIDED
 from apps.payments.models import Payment
 from apps.payments.services import payment_pay
 from apps.products.models import MovementKind, Product, Stock, StockMovement
@@ -56,7 +57,7 @@ def shop(make_user, make_product, give_coupon):
     delivery_record(order_id=completed.pk, payload={"order_id": completed.pk})
 
     failed = order_create(user_id=bob.pk, lines=[OrderLineInput(kettle.pk, 1)])
-    order_fail(order_id=failed.pk, reason="the order passed its deadline")
+    order_fail(order_id=failed.pk, reason="the order passed its deadline", from_statuses=UNDECIDED)
 
     deciding = order_create(user_id=bob.pk, lines=[OrderLineInput(kettle.pk, 3)])
     record_step(deciding.pk, "balance", succeeded=True)

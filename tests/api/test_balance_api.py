@@ -88,8 +88,8 @@ def test_a_charge_may_fill_the_balance_exactly_to_the_limit(make_user, client_fo
 
 @pytest.mark.parametrize(
     ("before", "amount"),
-    [(0, LIMIT + 1), (LIMIT - 1, 2), (LIMIT, 1), (5_000, LIMIT), (0, LIMIT * 1_000)],
-    ids=["one charge over", "just over", "already full", "sum over", "far over"],
+    [(0, LIMIT + 1), (LIMIT - 1, 2), (LIMIT, 1), (5_000, LIMIT), (0, LIMIT * 1_000), (0, 2**70)],
+    ids=["one charge over", "just over", "already full", "sum over", "far over", "beyond any column"],
 )
 def test_a_charge_beyond_the_limit_is_refused_and_changes_nothing(make_user, client_for, before, amount):
     # given
@@ -118,7 +118,6 @@ def test_a_charge_beyond_the_limit_is_refused_and_changes_nothing(make_user, cli
         {"amount": True},
         {"amount": [1_000]},
         {"amount": {"won": 1_000}},
-        {"amount": 2**70},
         {},
         {"money": 1_000},
     ],
@@ -133,7 +132,6 @@ def test_a_charge_beyond_the_limit_is_refused_and_changes_nothing(make_user, cli
         "bool",
         "list",
         "object",
-        "huge",
         "missing",
         "misnamed",
     ],

@@ -189,7 +189,9 @@ def test_use_by_a_user_who_never_charged_is_rejected(make_user, published_events
     assert not BalanceTransaction.objects.filter(order_id=104).exists()
 
 
-def test_a_repeated_use_for_the_same_order_takes_nothing_more_and_reports_the_same_success(make_user, published_events):
+def test_a_repeated_use_for_the_same_order_takes_nothing_more_returns_the_same_success_and_publishes_nothing_more(
+    make_user, published_events
+):
     # given
     user = make_user(balance=10_000)
     balance_use(order_id=105, user_id=user.pk, amount=3_000)
@@ -201,7 +203,7 @@ def test_a_repeated_use_for_the_same_order_takes_nothing_more_and_reports_the_sa
     assert repeat == StepOutcome(succeeded=True, repeated=True)
     assert balance_of(user_id=user.pk) == 7_000
     assert BalanceTransaction.objects.filter(order_id=105).count() == 1
-    assert published_events == [BalanceUsed(order_id=105, user_id=user.pk, amount=3_000)] * 2
+    assert published_events == [BalanceUsed(order_id=105, user_id=user.pk, amount=3_000)]
 
 
 def test_a_repeated_rejected_use_stays_rejected_even_when_money_arrived_in_between(make_user, published_events):
@@ -217,7 +219,7 @@ def test_a_repeated_rejected_use_stays_rejected_even_when_money_arrived_in_betwe
     assert repeat == StepOutcome(succeeded=False, reason="insufficient balance", repeated=True)
     assert balance_of(user_id=user.pk) == 6_000
     assert not BalanceTransaction.objects.filter(order_id=106).exists()
-    assert published_events == [BalanceUseFailed(order_id=106, user_id=user.pk, reason="insufficient balance")] * 2
+    assert published_events == [BalanceUseFailed(order_id=106, user_id=user.pk, reason="insufficient balance")]
 
 
 # --- balance_refund ----------------------------------------------------------------------------
@@ -287,7 +289,7 @@ def test_a_refund_before_the_use_leaves_a_tombstone_that_refuses_the_late_use(ma
     assert balance_of(user_id=user.pk) == 10_000
     assert not BalanceTransaction.objects.filter(order_id=204).exists()
     assert BalanceStep.objects.get(order_id=204).state == StepState.COMPENSATED
-    assert published_events == [BalanceUseFailed(order_id=204, user_id=user.pk, reason=REFUSED_AFTER_COMPENSATION)]
+    assert published_events == []
 
 
 def test_a_refund_is_not_held_to_the_charge_limit(make_user):

@@ -5,8 +5,8 @@ from collections import Counter
 import pytest
 
 from apps.coupons.models import Coupon, UserCoupon
+from chaos.invariants import violations
 from tests.concurrency.conftest import post_all
-from tests.invariants import violations
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,8 +9,8 @@ from apps.balance.selectors import balance_of
 from apps.coupons.models import UserCoupon
 from apps.payments.models import Payment
 from apps.products.models import Stock, StockMovement
+from chaos.invariants import violations
 from tests.concurrency.conftest import all_decided, post_all
-from tests.invariants import violations
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

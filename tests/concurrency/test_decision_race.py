@@ -14,9 +14,9 @@ from apps.orders.models import Order
 from apps.orders.process import OrderLockBusy
 from apps.orders.services import order_record_step
 from apps.products.services import StockLine, stock_deduct
+from chaos.invariants import violations
 from common.steps import StepOutcome
 from tests.concurrency.conftest import all_decided, orders_with_tasks_purged, purge_tasks, race, values
-from tests.invariants import violations
 from tests.saga_worker import running_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

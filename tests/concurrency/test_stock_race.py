@@ -11,9 +11,9 @@ from apps.orders.models import Order
 from apps.payments.models import Payment
 from apps.products.models import MovementKind, Stock, StockMovement, StockStep
 from apps.products.services import StockLine, stock_deduct
+from chaos.invariants import violations
 from common.steps import StepState
 from tests.concurrency.conftest import all_decided, orders_with_tasks_purged, post_all, race, values
-from tests.invariants import violations
 from tests.saga_worker import running_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)

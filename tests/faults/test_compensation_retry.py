@@ -7,9 +7,9 @@ from django.db import connection
 from apps.balance.models import BalanceTransaction
 from apps.balance.selectors import balance_of
 from apps.balance.tasks import refund_balance_task
+from chaos.invariants import violations
 from eventbus.models import OutboxMessage
 from eventbus.relay import outbox_retry
-from tests.invariants import violations
 from tests.saga.conftest import settled
 from tests.saga_worker import wait_for, wait_until_idle
 

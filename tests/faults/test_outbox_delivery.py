@@ -4,10 +4,10 @@ and what the broker lost."""
 import pytest
 
 from apps.orders.models import Order
+from chaos.invariants import violations
 from config.celery import app
 from eventbus.models import OutboxMessage
 from eventbus.relay import outbox_relay
-from tests.invariants import violations
 from tests.saga.conftest import settled
 from tests.saga_worker import queued_messages, running_worker
 
@@ -80,3 +80,18 @@ def test_a_listener_that_is_never_handled_is_parked_after_too_many_dispatches(an
     assert set(parked.values_list("last_error", flat=True)) == {"not handled after 3 dispatches"}
     assert outbox_relay() == 0
     assert Order.objects.get(pk=an_order).status == "CREATED"
+
+
+def test_a_row_for_a_listener_that_no_longer_exists_is_parked_and_does_not_block_the_others(an_order, settings):
+    # given the oldest unhandled row names a task this code base no longer has (a renamed listener)
+    app.control.purge()
+    OutboxMessage.objects.update(dispatched_at=None)
+    poisoned = OutboxMessage.objects.filter(order_id=an_order).order_by("pk").first()
+    OutboxMessage.objects.filter(pk=poisoned.pk).update(listener="apps.gone.tasks.old_listener_task")
+    settings.OUTBOX_DISPATCH_GRACE_SECONDS = 0
+
+    # when / then: the others are sent, the poisoned one is parked with a reason
+    assert outbox_relay() == 2
+    poisoned.refresh_from_db()
+    assert poisoned.parked_at is not None and poisoned.last_error == "no such listener task"
+    assert queued_messages() == 2

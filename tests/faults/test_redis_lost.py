@@ -8,10 +8,10 @@ from apps.balance.tasks import use_balance_task
 from apps.orders.services import orders_recover
 from apps.orders.tasks import record_step_result_task
 from apps.products.tasks import deduct_stock_task
+from chaos.invariants import violations
 from common.redis import redis_client
 from eventbus.relay import outbox_relay
 from tests.faults.conftest import envelopes_of
-from tests.invariants import violations
 from tests.saga.conftest import event_counts, settled
 from tests.saga_worker import running_worker, wait_for
 

@@ -13,7 +13,7 @@ from django.db import connection
 
 from apps.orders.models import Order
 from apps.payments.models import Payment
-from tests.invariants import violations
+from chaos.invariants import violations
 from tests.saga_worker import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -21,7 +21,7 @@ from apps.orders.events import (
 from apps.orders.models import Order, OrderStatus
 from apps.orders.process import OrderLockBusy
 from apps.orders.services import OrderLineInput, order_complete, order_create, order_fail, order_record_step
-from apps.orders.services.saga import _decide, order_steps
+from apps.orders.services.saga import UNDECIDED, UNPAID, _decide, order_steps
 from common.errors import RetryableError
 from common.redis import redis_client
 
@@ -148,7 +148,11 @@ def test_any_failed_step_fails_the_order_once_with_a_readable_reason(
     assert order.failure_reason == expected_reason
     assert order.steps == {step: "FAILED" if step in failures else "SUCCESS" for step in ("balance", "coupon", "stock")}
     assert order.decided_at is not None and order.failed_at is not None
-    assert published_events == [OrderFailed(order_id=order.pk, user_id=order.user_id, reason=expected_reason)]
+    assert published_events == [
+        OrderFailed(
+            order_id=order.pk, user_id=order.user_id, user_coupon_id=order.user_coupon_id, reason=expected_reason
+        )
+    ]
 
 
 @pytest.mark.django_db
@@ -208,7 +212,12 @@ def test_a_repeated_failure_after_the_decision_publishes_no_second_order_failed(
     order.refresh_from_db()
     assert order.status == OrderStatus.FAILED and order.failure_reason == "stock step failed: out of stock"
     assert decisions(published_events) == [
-        OrderFailed(order_id=order.pk, user_id=order.user_id, reason="stock step failed: out of stock")
+        OrderFailed(
+            order_id=order.pk,
+            user_id=order.user_id,
+            user_coupon_id=order.user_coupon_id,
+            reason="stock step failed: out of stock",
+        )
     ]
 
 
@@ -217,7 +226,7 @@ def test_step_results_arriving_after_the_order_was_failed_change_nothing(place_o
     # given an order failed (by its deadline) while a step was still pending
     order = place_order(coupon=True)
     order_record_step(order_id=order.pk, step="balance", succeeded=True)
-    assert order_fail(order_id=order.pk, reason="the saga passed its deadline")
+    assert order_fail(order_id=order.pk, reason="the saga passed its deadline", from_statuses=UNDECIDED)
     published_events.clear()
 
     # when the late results arrive, all successful
@@ -468,7 +477,7 @@ def test_an_order_paid_after_its_deadline_is_still_completed_if_nobody_failed_it
 def test_a_failed_order_is_not_completed(payment_waiting_order, published_events):
     # given
     order = payment_waiting_order()
-    order_fail(order_id=order.pk, reason="the saga passed its deadline")
+    assert order_fail(order_id=order.pk, reason="the saga passed its deadline", from_statuses=UNPAID)
     published_events.clear()
 
     # when
@@ -493,8 +502,8 @@ def test_a_created_order_is_failed_once_with_its_steps_so_far(place_order, publi
     order_record_step(order_id=order.pk, step="balance", succeeded=True)
 
     # when
-    failed = order_fail(order_id=order.pk, reason="the saga passed its deadline")
-    repeated = order_fail(order_id=order.pk, reason="another reason")
+    failed = order_fail(order_id=order.pk, reason="the saga passed its deadline", from_statuses=UNDECIDED)
+    repeated = order_fail(order_id=order.pk, reason="another reason", from_statuses=UNDECIDED)
 
     # then
     assert (failed, repeated) == (True, False)
@@ -504,7 +513,12 @@ def test_a_created_order_is_failed_once_with_its_steps_so_far(place_order, publi
     assert order.steps == {"balance": "SUCCESS", "coupon": "PENDING", "stock": "PENDING"}
     assert order.decided_at is not None and order.failed_at is not None
     assert published_events == [
-        OrderFailed(order_id=order.pk, user_id=order.user_id, reason="the saga passed its deadline")
+        OrderFailed(
+            order_id=order.pk,
+            user_id=order.user_id,
+            user_coupon_id=order.user_coupon_id,
+            reason="the saga passed its deadline",
+        )
     ]
 
 
@@ -515,7 +529,7 @@ def test_a_payment_waiting_order_is_failed_and_keeps_its_decided_steps(payment_w
     decided_at = order.decided_at
 
     # when
-    failed = order_fail(order_id=order.pk, reason="payment failed: card declined")
+    failed = order_fail(order_id=order.pk, reason="payment failed: card declined", from_statuses=UNPAID)
 
     # then
     assert failed is True
@@ -523,8 +537,28 @@ def test_a_payment_waiting_order_is_failed_and_keeps_its_decided_steps(payment_w
     assert order.status == OrderStatus.FAILED and order.failure_reason == "payment failed: card declined"
     assert order.steps == ALL_SUCCEEDED and order.decided_at == decided_at
     assert published_events == [
-        OrderFailed(order_id=order.pk, user_id=order.user_id, reason="payment failed: card declined")
+        OrderFailed(
+            order_id=order.pk,
+            user_id=order.user_id,
+            user_coupon_id=order.user_coupon_id,
+            reason="payment failed: card declined",
+        )
     ]
+
+
+@pytest.mark.django_db
+def test_the_deadline_never_fails_an_order_that_was_decided_meanwhile(payment_waiting_order, published_events):
+    # given an order that reached PAYMENT_WAITING just before the sweeper acted on it
+    order = payment_waiting_order()
+
+    # when the sweeper fails it as undecided
+    failed = order_fail(order_id=order.pk, reason="the saga passed its deadline", from_statuses=UNDECIDED)
+
+    # then nothing happens: only its payment outcome may fail it now
+    assert failed is False
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAYMENT_WAITING and order.steps == ALL_SUCCEEDED
+    assert published_events == []
 
 
 @pytest.mark.django_db
@@ -535,7 +569,7 @@ def test_a_completed_order_is_not_failed(payment_waiting_order, published_events
     published_events.clear()
 
     # when
-    failed = order_fail(order_id=order.pk, reason="payment canceled: too late")
+    failed = order_fail(order_id=order.pk, reason="payment canceled: too late", from_statuses=UNPAID)
 
     # then
     assert failed is False
@@ -547,5 +581,5 @@ def test_a_completed_order_is_not_failed(payment_waiting_order, published_events
 
 @pytest.mark.django_db
 def test_failing_an_unknown_order_does_nothing(published_events):
-    assert order_fail(order_id=987_654, reason="whatever") is False
+    assert order_fail(order_id=987_654, reason="whatever", from_statuses=UNDECIDED) is False
     assert published_events == []

@@ -5,10 +5,10 @@ from django.utils import timezone
 from apps.products.models import ProductStatus
 from apps.products.rank import rank_add_order
 from apps.products.selectors import (
-    RANK_CACHE_KEY,
     ProductForOrder,
     popular_products,
     products_for_order,
+    rank_cache_key,
     selling_products,
 )
 
@@ -84,6 +84,6 @@ def test_popular_products_is_cached_for_rank_cache_seconds(make_product, setting
 
     # then the cached answer stands until the cache entry goes
     assert popular_products() == first == [{"id": mug.pk, "name": "Mug", "price": 5_000, "sold_quantity": 1}]
-    assert 0 < cache.ttl(RANK_CACHE_KEY) <= 7
-    cache.delete(RANK_CACHE_KEY)
+    assert 0 < cache.ttl(rank_cache_key()) <= 7
+    cache.delete(rank_cache_key())
     assert popular_products() == [{"id": mug.pk, "name": "Mug", "price": 5_000, "sold_quantity": 5}]

@@ -6,16 +6,19 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from apps.balance.models import BalanceStep
 from apps.balance.selectors import balance_of
 from apps.balance.services import balance_refund
-from apps.coupons.models import UserCoupon
+from apps.coupons.models import CouponStep, UserCoupon
 from apps.coupons.services import coupon_restore
 from apps.orders.models import Order
 from apps.orders.services import orders_recover
 from apps.orders.tasks import sweep_orders_task
-from apps.products.models import Stock
+from apps.products.models import Stock, StockStep
 from apps.products.services import stock_restore
-from tests.invariants import violations
+from chaos.invariants import violations
+from common.steps import StepState
+from eventbus.models import OutboxMessage
 from tests.saga.conftest import event_counts, settled
 from tests.saga_worker import running_worker
 
@@ -39,17 +42,23 @@ def test_an_order_past_its_deadline_is_failed_and_its_late_steps_are_refused(
         False,
         False,
     )
+    late_steps = OutboxMessage.objects.filter(order_id=order_id, event_type="OrderCreated")
+    assert late_steps.count() == 3 and not late_steps.filter(handled_at__isnull=False).exists()
     with running_worker(purge=False):
         order = settled(order_id, "FAILED")
 
-    # then nothing was taken: each late step found its compensation's tombstone
+    # then the late steps ran and took nothing: each found its compensation's tombstone and,
+    # the order being already failed, published nothing
+    assert not late_steps.filter(handled_at__isnull=True).exists()
     assert order.failure_reason == "the saga passed its deadline before every step reported"
     assert balance_of(user_id=user.pk) == 50_000
     assert Stock.objects.get(product=product).quantity == 3
     assert UserCoupon.objects.get(pk=user_coupon.pk).status == "UNUSED"
     counts = event_counts(published_events)
     assert counts["OrderFailed"] == 1 and counts["OrderPaymentWaited"] == 0
-    assert counts["BalanceUseFailed"] == counts["CouponUseFailed"] == counts["StockDeductFailed"] == 1
+    assert counts["BalanceUseFailed"] == counts["CouponUseFailed"] == counts["StockDeductFailed"] == 0
+    for step_model in (BalanceStep, CouponStep, StockStep):
+        assert step_model.objects.get(order_id=order_id).state == StepState.COMPENSATED
     assert violations(published_events) == []
 
 

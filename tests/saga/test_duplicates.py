@@ -6,10 +6,10 @@ import random
 import pytest
 
 from apps.orders.events import OrderCreated, OrderFailed, OrderPaymentWaited
+from chaos.invariants import violations
 from config.event_routes import ROUTES
 from eventbus.bus import dispatch
 from eventbus.events import event_from_envelope
-from tests.invariants import violations
 from tests.saga.conftest import event_counts, settled, side_effects
 from tests.saga_worker import wait_until_idle
 

@@ -15,7 +15,7 @@ from apps.orders.services import OrderLineInput, order_create, orders_recover
 from apps.payments.models import Payment
 from apps.products.models import Stock, StockMovement
 from apps.products.rank import rank_top
-from tests.invariants import violations
+from chaos.invariants import violations
 from tests.saga.conftest import event_counts, finished, settled
 from tests.saga_worker import running_worker, wait_for
 

@@ -6,7 +6,7 @@ from apps.dataplatform.models import Delivery
 from apps.orders.models import Order
 from apps.payments.models import Payment
 from apps.products.models import Stock
-from tests.invariants import violations
+from chaos.invariants import violations
 from tests.saga_worker import wait_for, wait_until_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -19,10 +19,10 @@ from django.utils import timezone
 from apps.balance.selectors import balance_step_outcome
 from apps.coupons.selectors import coupon_step_outcome
 from apps.orders.models import Order, OrderStatus
-from apps.orders.services.saga import order_complete, order_fail, order_record_step
+from apps.orders.services.saga import UNDECIDED, UNPAID, order_complete, order_fail, order_record_step
 from apps.payments.selectors import payment_status
 from apps.products.selectors import stock_step_outcome
-from common.errors import RetryableError
+from common.tasks import RETRYABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -48,30 +48,37 @@ def order_reconcile(*, order_id: int) -> str | None:
     return decision
 
 
-def order_settle_unpaid(*, order_id: int) -> bool:
-    """An order past its deadline while waiting for payment: complete it if it was paid, else fail it."""
+def order_settle_unpaid(*, order_id: int) -> str | None:
+    """An order past its deadline while waiting for payment: complete it if it was paid, else fail it.
+    Returns "completed" or "failed" if this call settled it."""
     if payment_status(order_id=order_id) == "COMPLETED":
-        return order_complete(order_id=order_id)
-    return order_fail(order_id=order_id, reason=UNPAID_REASON)
+        return "completed" if order_complete(order_id=order_id) else None
+    return "failed" if order_fail(order_id=order_id, reason=UNPAID_REASON, from_statuses=UNPAID) else None
 
 
 def orders_recover(*, now=None) -> Counter:
-    """One sweep; returns what it did (reconciled, failed, completed), for logs and tests."""
+    """One sweep; returns what it did (reconciled, failed, completed), for logs and tests. An order that
+    cannot be handled now (its lock is busy, a connection dropped) is left to the next sweep."""
     now = now or timezone.now()
     deadline = now - timedelta(seconds=settings.SAGA_DEADLINE_SECONDS)
-    stale = now - timedelta(seconds=settings.SAGA_RECONCILE_AFTER_SECONDS)
+    stale = now - timedelta(seconds=min(settings.SAGA_RECONCILE_AFTER_SECONDS, settings.SAGA_DEADLINE_SECONDS))
     done: Counter = Counter()
     undecided = Order.objects.filter(status=OrderStatus.CREATED, created_at__lt=stale).order_by("created_at")
     for order_id, created_at in undecided.values_list("pk", "created_at")[:RECOVERY_BATCH]:
         try:
             if order_reconcile(order_id=order_id):
                 done["reconciled"] += 1
-            elif created_at < deadline and order_fail(order_id=order_id, reason=DEADLINE_REASON):
+            elif created_at < deadline and order_fail(
+                order_id=order_id, reason=DEADLINE_REASON, from_statuses=UNDECIDED
+            ):
                 done["failed"] += 1
-        except RetryableError:
-            logger.info("Order %s is busy; the next sweep will look again", order_id)
+        except RETRYABLE_ERRORS:
+            logger.info("Order %s could not be reconciled now; the next sweep will look again", order_id, exc_info=True)
     unpaid = Order.objects.filter(status=OrderStatus.PAYMENT_WAITING, created_at__lt=deadline).order_by("created_at")
     for order_id in unpaid.values_list("pk", flat=True)[:RECOVERY_BATCH]:
-        if order_settle_unpaid(order_id=order_id):
-            done["completed" if payment_status(order_id=order_id) == "COMPLETED" else "failed"] += 1
+        try:
+            if settled := order_settle_unpaid(order_id=order_id):
+                done[settled] += 1
+        except RETRYABLE_ERRORS:
+            logger.info("Order %s could not be settled now; the next sweep will look again", order_id, exc_info=True)
     return done

@@ -4,6 +4,7 @@ import logging
 
 from django.db import transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from apps.orders.events import OrderCompleted, OrderCompleteFailed, OrderFailed, OrderLine, OrderPaymentWaited
 from apps.orders.models import Order, OrderStatus
@@ -59,7 +60,11 @@ def _decide(order: Order, steps: dict[str, str], reasons: dict[str, str]) -> str
         if undecided.update(
             status=OrderStatus.FAILED, failure_reason=reason, steps=steps, decided_at=now, failed_at=now
         ):
-            publish(OrderFailed(order_id=order.pk, user_id=order.user_id, reason=reason))
+            publish(
+                OrderFailed(
+                    order_id=order.pk, user_id=order.user_id, user_coupon_id=order.user_coupon_id, reason=reason
+                )
+            )
             return OrderFailed.event_type()
         return None
     if undecided.update(status=OrderStatus.PAYMENT_WAITING, steps=steps, decided_at=now):
@@ -99,19 +104,34 @@ def order_complete(*, order_id: int) -> bool:
     return False
 
 
+UNDECIDED = (OrderStatus.CREATED,)
+UNPAID = (OrderStatus.PAYMENT_WAITING,)
+
+
 @transaction.atomic
-def order_fail(*, order_id: int, reason: str) -> bool:
-    """Fail an undecided or unpaid order and publish OrderFailed, once. Returns True if this call failed it."""
+def order_fail(*, order_id: int, reason: str, from_statuses: tuple[str, ...]) -> bool:
+    """Fail the order if it is still in one of `from_statuses` and publish OrderFailed, once: an
+    undecided order (UNDECIDED: the deadline, an operator) or an unpaid one (UNPAID: its payment
+    failed or was cancelled). Returns True if this call failed it."""
     order = Order.objects.filter(pk=order_id).only("id", "user_id", "user_coupon_id", "steps").first()
     if order is None:
         return False
     now = timezone.now()
     changes = {"status": OrderStatus.FAILED, "failure_reason": reason, "failed_at": now}
     if order.steps is None:
-        changes |= {"steps": order_steps(order), "decided_at": now}
-    failed = Order.objects.filter(pk=order_id, status__in=(OrderStatus.CREATED, OrderStatus.PAYMENT_WAITING)).update(
-        **changes
-    )
+        changes |= {"steps": _steps_if_readable(order), "decided_at": now}
+    failed = Order.objects.filter(pk=order_id, status__in=from_statuses).update(**changes)
     if failed:
-        publish(OrderFailed(order_id=order_id, user_id=order.user_id, reason=reason))
+        publish(
+            OrderFailed(order_id=order_id, user_id=order.user_id, user_coupon_id=order.user_coupon_id, reason=reason)
+        )
     return bool(failed)
+
+
+def _steps_if_readable(order: Order) -> dict[str, str] | None:
+    """The steps so far, for the record; failing an order must not depend on Redis being up."""
+    try:
+        return order_steps(order)
+    except RedisError:
+        logger.warning("Order %s failed without its steps: Redis is unreachable", order.pk)
+        return None
