@@ -2,7 +2,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install services test run lint format bench migrate
+.PHONY: install services test run lint format bench migrate chaos
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: install services
 
 run: migrate
 	scripts/run.sh
+
+# The chaos run (issue 3): its own database (shop_chaos, recreated), Redis db 4 and port 8765; see chaos/.
+# CHAOS_ARGS, e.g. "--quick" or "--orders 1000 --seed 7".
+chaos: install services
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -10,7 +10,6 @@ when it succeeds (eventbus.listeners).
 """
 
 from collections.abc import Iterable, Mapping
-from functools import partial
 from typing import Any
 
 from celery import Task
@@ -31,7 +30,11 @@ def publish(event: DomainEvent) -> dict[str, Any]:
     responses = domain_event.send(sender=type(event), event=event, envelope=envelope)
     dispatches = [response for _, response in responses if isinstance(response, Dispatch)]
     if dispatches:
-        transaction.on_commit(partial(dispatch_all, dispatches), robust=True)
+
+        def dispatch_on_commit() -> None:  # a named function: Django logs a failing hook by its name
+            dispatch_all(dispatches)
+
+        transaction.on_commit(dispatch_on_commit, robust=True)
     return envelope
 
 

@@ -5,11 +5,16 @@ leaves the row to the task's own backoff. A final failure parks the row: an oper
 and can send it again; nothing is dropped in silence.
 """
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task
+from django.db import DatabaseError, close_old_connections
 
 from eventbus.outbox import outbox_mark_failed, outbox_mark_handled
+
+logger = logging.getLogger(__name__)
 
 
 def _envelope_of(args: tuple, kwargs: dict) -> dict[str, Any] | None:
@@ -17,12 +22,27 @@ def _envelope_of(args: tuple, kwargs: dict) -> dict[str, Any] | None:
     return envelope if isinstance(envelope, dict) and "event_id" in envelope else None
 
 
+def _bookkeep(write: Callable[[], None]) -> None:
+    """Write to the outbox after the work: once more on a fresh connection if the first one died (its
+    database connection may have been cut while the task ran); if that fails too, the row stays
+    unhandled and the relay sends the task again, which changes nothing the second time."""
+    for attempt in (1, 2):
+        try:
+            write()
+            return
+        except DatabaseError:
+            if attempt == 2:
+                logger.warning("Could not update the outbox; the relay will send the task again", exc_info=True)
+                return
+            close_old_connections()
+
+
 class ListenerTask(Task):
     def __call__(self, *args, **kwargs):
         result = super().__call__(*args, **kwargs)
         envelope = _envelope_of(args, kwargs)
         if envelope is not None:
-            outbox_mark_handled(event_id=envelope["event_id"], listener=self.name)
+            _bookkeep(lambda: outbox_mark_handled(event_id=envelope["event_id"], listener=self.name))
         return result
 
     def on_retry(self, exc, task_id, args, kwargs, einfo) -> None:
@@ -34,6 +54,7 @@ class ListenerTask(Task):
     def _record_failure(self, exc: BaseException, args: tuple, kwargs: dict, *, park: bool) -> None:
         envelope = _envelope_of(args, kwargs)
         if envelope is not None:
-            outbox_mark_failed(
-                event_id=envelope["event_id"], listener=self.name, error=f"{type(exc).__name__}: {exc}", park=park
+            error = f"{type(exc).__name__}: {exc}"
+            _bookkeep(
+                lambda: outbox_mark_failed(event_id=envelope["event_id"], listener=self.name, error=error, park=park)
             )

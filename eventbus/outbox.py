@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
+from django.db import DatabaseError
 from django.db.models import F
 from django.utils import timezone
 
@@ -55,10 +56,15 @@ def send_all(dispatches: Sequence[Dispatch]) -> list[int]:
 def dispatch_all(dispatches: Sequence[Dispatch]) -> None:
     """On commit of the publishing transaction: send the tasks and record which were sent."""
     sent = send_all(dispatches)
-    if sent:
+    if not sent:
+        return
+    try:
         OutboxMessage.objects.filter(pk__in=sent).update(
             dispatched_at=timezone.now(), dispatch_count=F("dispatch_count") + 1
         )
+    except DatabaseError:
+        # The tasks are on their way; without the mark, the relay sends them once more (harmless).
+        logger.warning("Could not mark %d outbox rows dispatched", len(sent), exc_info=True)
 
 
 def outbox_mark_handled(*, event_id: str, listener: str) -> None:

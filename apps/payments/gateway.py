@@ -45,9 +45,10 @@ class SimulatedGateway:
         key = f"gateway:simulated:pay:{idempotency_key}"
         declined = random.random() < settings.PAYMENT_DECLINE_RATE
         answer = "declined" if declined else f"approved:sim_{uuid.uuid4().hex[:16]}"
-        client = redis_client()
-        client.set(key, answer, nx=True, ex=self.ANSWER_TTL_SECONDS)
-        stored = client.get(key).decode()
+        # One atomic SET NX GET: the first answer for a key stays the answer, even if Redis is flushed
+        # between two calls (then this call's answer is stored and used).
+        earlier = redis_client().set(key, answer, nx=True, ex=self.ANSWER_TTL_SECONDS, get=True)
+        stored = earlier.decode() if earlier is not None else answer
         if stored == "declined":
             return GatewayResult(approved=False, reason="declined by the card issuer")
         return GatewayResult(approved=True, reference=stored.removeprefix("approved:"))

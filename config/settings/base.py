@@ -138,13 +138,18 @@ CELERY_TASK_SOFT_TIME_LIMIT = 50
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# One queue per app, so a fleet can be sized per domain.
+# One queue per app, so a fleet can be sized per domain; the relay and the recovery sweep have their own,
+# so that a backlog of saga tasks never delays the machinery that rescues them.
 SAGA_QUEUES = ("orders", "balance", "coupons", "products", "payments", "dataplatform")
-CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in SAGA_QUEUES)
+MAINTENANCE_QUEUE = "maintenance"
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name, type="direct"), routing_key=name) for name in (*SAGA_QUEUES, MAINTENANCE_QUEUE)
+)
 CELERY_TASK_DEFAULT_QUEUE = "orders"
 CELERY_TASK_ROUTES = {
     **{f"apps.{name}.tasks.*": {"queue": name, "routing_key": name} for name in SAGA_QUEUES},
-    "eventbus.tasks.*": {"queue": "orders", "routing_key": "orders"},
+    "eventbus.tasks.*": {"queue": MAINTENANCE_QUEUE, "routing_key": MAINTENANCE_QUEUE},
+    "apps.orders.tasks.sweep_orders_task": {"queue": MAINTENANCE_QUEUE, "routing_key": MAINTENANCE_QUEUE},
 }
 SAGA_SWEEP_INTERVAL_SECONDS = env.float("SAGA_SWEEP_INTERVAL_SECONDS", default=5.0)
 # An order undecided this long is reconciled from the participants' records (e.g. after Redis lost it).

@@ -8,6 +8,7 @@ from apps.balance.selectors import balance_of, ledger_of
 from apps.balance.services import balance_charge, balance_refund, balance_use
 from common.errors import ApplicationError, NotFound
 from common.steps import REFUSED_AFTER_COMPENSATION, StepOutcome, StepState
+from eventbus.models import OutboxMessage
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +20,13 @@ def ledger(user) -> list[tuple[str, int, int, int | None]]:
 
 
 def dispatched(callbacks) -> list[tuple[str, str]]:
-    """(listener task, event type) of each dispatch the on-commit callbacks would make."""
-    return [(d.task.name, d.envelope["event_type"]) for callback in callbacks for d in callback.args[0]]
+    """(listener task, event type) of each dispatch the on-commit callbacks made, read from the outbox
+    rows they marked dispatched."""
+    before = set(OutboxMessage.objects.filter(dispatched_at__isnull=False).values_list("pk", flat=True))
+    for callback in callbacks:
+        callback()
+    sent = OutboxMessage.objects.filter(dispatched_at__isnull=False).exclude(pk__in=before).order_by("pk")
+    return list(sent.values_list("listener", "event_type"))
 
 
 # --- balance_charge ----------------------------------------------------------------------------

@@ -55,16 +55,30 @@ def test_publishing_an_event_dispatches_exactly_its_listeners_from_the_table(eve
     assert sorted(queued) == sorted(expected)
 
 
+MAINTENANCE_TASKS = (
+    "apps.orders.tasks.sweep_orders_task",
+    "eventbus.tasks.relay_outbox_task",
+    "eventbus.tasks.purge_outbox_task",
+)
+LISTENER_TASK_NAMES = [name for name in APP_TASK_NAMES if name not in MAINTENANCE_TASKS]
+
+
 def test_every_queue_of_the_apps_is_declared():
-    assert set(app.amqp.queues) == set(settings.SAGA_QUEUES)
-    assert {app_of(name) for name in APP_TASK_NAMES} == set(settings.SAGA_QUEUES)
+    assert set(app.amqp.queues) == {*settings.SAGA_QUEUES, settings.MAINTENANCE_QUEUE}
+    assert {app_of(name) for name in LISTENER_TASK_NAMES} == set(settings.SAGA_QUEUES)
 
 
-@pytest.mark.parametrize("task_name", APP_TASK_NAMES)
+@pytest.mark.parametrize("task_name", LISTENER_TASK_NAMES)
 def test_every_task_of_an_app_runs_on_that_apps_own_queue(task_name):
     route = app.amqp.router.route({}, task_name)
     assert route["queue"].name == app_of(task_name)
     assert route["routing_key"] == app_of(task_name)
+
+
+@pytest.mark.parametrize("task_name", MAINTENANCE_TASKS)
+def test_the_relay_and_the_sweep_run_on_their_own_queue_away_from_saga_backlogs(task_name):
+    route = app.amqp.router.route({}, task_name)
+    assert (route["queue"].name, route["routing_key"]) == (settings.MAINTENANCE_QUEUE, settings.MAINTENANCE_QUEUE)
 
 
 @pytest.mark.parametrize("queue", settings.SAGA_QUEUES)

@@ -1,0 +1,182 @@
+"""`python -m chaos [--orders N] [--quick] [--seed S]`: the chaos run (issue 3).
+
+Starts the API on gunicorn, two prefork worker fleets and beat against a database and Redis db of its own,
+streams orders from many users while it kills workers, flushes Redis and cuts the workers' database
+connections, waits for the deadline and the sweep, then checks every invariant of DESIGN.md §5 from the
+database. Exits 0 only with no stuck order, no violation and no 5xx. Every child is stopped at the end,
+whatever happened.
+"""
+
+import argparse
+import contextlib
+import fcntl
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Iterator
+
+from chaos import data
+from chaos.environment import API_PORT, DB_NAME, LOG_DIR, REDIS_URL, RunEnvironment, Timings
+from chaos.faults import FULL_SCHEDULE, QUICK_SCHEDULE, FaultInjector
+from chaos.load import LoadResult, issue_coupons, place_orders, plan_orders
+from chaos.processes import Fleet
+
+FULL_ORDERS = 500
+QUICK_ORDERS = 100
+DEFAULT_RATE = 10.0  # orders a second: about what the fleet settles on two cores, so faults hit a busy saga
+POOR_SHARE = 0.2
+SETTLE_MARGIN = 30.0  # seconds, on top of the deadline and three sweeps
+MIN_SETTLE_WAIT = 90.0
+
+STARTED = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - STARTED:6.1f} s] {message}", flush=True)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="100 orders, one kill, one Redis flush, one DB cut")
+    parser.add_argument("--orders", type=int, help=f"orders to place (default {FULL_ORDERS}, quick {QUICK_ORDERS})")
+    parser.add_argument("--seed", type=int, help="seed of the plan of orders and faults (default: random)")
+    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="orders per second at most")
+    parser.add_argument("--lock-wait", type=float, default=600, help="seconds to wait for another chaos run")
+    options = parser.parse_args(argv)
+    options.orders = options.orders or (QUICK_ORDERS if options.quick else FULL_ORDERS)
+    if options.orders < 10:
+        parser.error("--orders must be at least 10")
+    if options.rate <= 0:
+        parser.error("--rate must be greater than 0")
+    options.seed = options.seed if options.seed is not None else random.randrange(1_000_000)
+    return options
+
+
+@contextlib.contextmanager
+def only_run(wait: float) -> Iterator[None]:
+    """One chaos run at a time on this machine: they share a database, a Redis db and a port."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with (LOG_DIR / "chaos.lock").open("w") as lock:
+        give_up = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > give_up:
+                    raise SystemExit("Another chaos run holds .run/chaos/chaos.lock; giving up.") from None
+                time.sleep(1)
+        yield
+
+
+def interrupt_on_signals() -> None:
+    """SIGINT and SIGTERM raise KeyboardInterrupt in the main thread, so that `finally` stops the fleet
+    (SIGINT too: a shell may start a background job with it ignored)."""
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+
+
+@contextlib.contextmanager
+def signals_ignored() -> Iterator[None]:
+    """A second Ctrl-C does not cut the clean-up short (it is bounded: see Fleet.stop_all)."""
+    handlers = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+def prepare(environment: RunEnvironment, *, users: int, rng: random.Random) -> data.Shop:
+    say(f"resetting database {DB_NAME} and Redis {REDIS_URL}")
+    data.reset_redis()
+    data.reset_database()
+    environment.apply_to_this_process()
+    import django
+
+    django.setup()
+    data.migrate()
+    shop = data.create_shop(users=users, poor_share=POOR_SHARE, rng=rng)
+    poor = sum(user.poor for user in shop.users)
+    say(f"shop: {len(shop.users)} users ({poor} poor), {len(shop.plentiful) + len(shop.scarce)} products "
+        f"({len(shop.scarce)} scarce), coupon {shop.coupon_id}")  # fmt: skip
+    return shop
+
+
+def run(options: argparse.Namespace) -> int:
+    rng = random.Random(options.seed)
+    timings = Timings.of_run()
+    environment = RunEnvironment()
+    say(f"chaos run: {options.orders} orders, seed {options.seed}, {'quick' if options.quick else 'full'} form")
+    for key, value in environment.printable().items():
+        print(f"    {key}={value}")
+    shop = prepare(environment, users=min(50, max(10, options.orders // 10)), rng=rng)
+
+    from chaos import report
+
+    fleet = Fleet(environment)
+    try:
+        fleet.start_all()
+        fleet.wait_all_ready()
+        say(f"started {', '.join(f'{name} ({c.pid})' for name, c in fleet.children.items())}; API on :{API_PORT}")
+        coupons = issue_coupons(shop)
+        say(f"{len(coupons)} users issued the coupon through the API")
+
+        plans = plan_orders(shop, count=options.orders, rng=rng)
+        load = LoadResult(total=len(plans))
+        faults = FaultInjector(
+            fleet=fleet, schedule=QUICK_SCHEDULE if options.quick else FULL_SCHEDULE, load=load, rng=rng
+        )
+        say(f"placing {len(plans)} orders ({sum(p.with_coupon for p in plans)} with a coupon) under faults")
+        faults.start()
+        try:
+            place_orders(plans, coupons, load, rate=options.rate)
+            faults.finish()
+        finally:
+            faults.abort()
+        say(f"load done in {load.ended_at - load.started_at:.1f} s: {dict(load.answers)}")
+
+        last = max(faults.last_at or 0.0, load.ended_at)
+        wait = max(MIN_SETTLE_WAIT, timings.deadline + 3 * timings.sweep_interval + SETTLE_MARGIN)
+        say(f"waiting for every order to settle (at most {wait:.0f} s)")
+        settling = report.wait_to_settle(give_up_at=last + wait)
+        figures, found, stuck = report.gather(
+            seed=options.seed,
+            load=load,
+            faults=faults,
+            settling=settling,
+            deadline=timings.deadline,
+            sweep_interval=timings.sweep_interval,
+            unexpected_exits=fleet.unexpected_exits(),
+            started_at=STARTED,
+        )
+        if found or stuck:
+            say(f"evidence saved to {report.save_evidence(found=found, stuck=stuck)}")
+    finally:
+        say("stopping every process of the run")
+        with signals_ignored():
+            fleet.stop_all()
+    report.print_summary(figures)
+    return 0 if figures.ok else 1
+
+
+def main(argv: list[str]) -> int:
+    options = parse(argv)
+    os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    interrupt_on_signals()
+    try:
+        with only_run(options.lock_wait):
+            return run(options)
+    except KeyboardInterrupt as interruption:
+        print(f"chaos run interrupted ({interruption}); every process of the run was stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,126 @@
+"""The faults, injected from a thread at fractions of the load's progress.
+
+- kill: SIGKILL one prefork pool process of a worker (its task is redelivered; the pool forks anew);
+- crash: SIGKILL a worker's main process with its pool, then start it again (a supervisor's restart);
+- flush: FLUSHDB on the run's Redis: queued tasks, process hashes, locks and the broker's bindings go;
+- cut: pg_terminate_backend on every database connection the workers hold (at least one).
+"""
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+import redis
+
+from chaos.environment import DB_NAME, DB_SERVER, REDIS_URL, WORKER_APP_NAME
+from chaos.load import LoadResult
+from chaos.processes import Fleet
+
+CUT_PATIENCE = 10.0  # seconds
+QUICK_SCHEDULE = ((0.3, "kill"), (0.5, "flush"), (0.7, "cut"))
+FULL_SCHEDULE = (
+    (0.12, "kill"),
+    (0.22, "flush"),
+    (0.32, "cut"),
+    (0.42, "kill"),
+    (0.52, "crash"),
+    (0.62, "flush"),
+    (0.72, "cut"),
+    (0.82, "kill"),
+)
+
+
+@dataclass(frozen=True)
+class Injected:
+    kind: str
+    at_progress: float  # share of orders answered when it was injected
+    at: float  # time.monotonic()
+    wall: datetime  # the same moment on the database's clock (both are this machine's)
+    detail: str
+
+
+@dataclass
+class FaultInjector:
+    fleet: Fleet
+    schedule: tuple[tuple[float, str], ...]
+    load: LoadResult
+    rng: random.Random
+    injected: list[Injected] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    _thread: threading.Thread | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="faults", daemon=True)
+        self._thread.start()
+
+    def finish(self) -> None:
+        """Wait for every fault of the schedule (the ones not reached by the load are injected now)."""
+        if self._thread:
+            self._thread.join()
+
+    def abort(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+
+    @property
+    def last_at(self) -> float | None:
+        return self.injected[-1].at if self.injected else None
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(sorted({kind for _, kind in self.schedule}), 0)
+        for fault in self.injected:
+            counts[fault.kind] += 1
+        return counts
+
+    def _run(self) -> None:
+        for fraction, kind in self.schedule:
+            while self.load.progress < fraction * self.load.total and not self.load.ended_at:
+                if self._stop.wait(0.05):
+                    return
+            progress, at, wall = self.load.progress / self.load.total, time.monotonic(), datetime.now(UTC)
+            try:
+                detail = getattr(self, f"_{kind}")()
+            except Exception as error:  # reported; the run goes on and fails on what it did not do
+                self.errors.append(f"{kind} at {fraction:.0%}: {error!r}")
+                continue
+            fault = Injected(kind=kind, at_progress=progress, at=at, wall=wall, detail=detail)
+            self.injected.append(fault)
+            print(f"  fault at {progress:4.0%}: {kind:5} {detail}", flush=True)
+
+    def _worker(self) -> str:
+        return self.rng.choice(self.fleet.workers())
+
+    def _kill(self) -> str:
+        name = self._worker()
+        return f"SIGKILL pool process {self.fleet.kill_pool_process(name)} of worker {name}"
+
+    def _crash(self) -> str:
+        name = self._worker()
+        old, new = self.fleet.crash_and_restart(name)
+        return f"SIGKILL worker {name} (main process {old} and its pool), restarted as {new}"
+
+    def _flush(self) -> str:
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = client.dbsize()
+        client.flushdb()
+        return f"FLUSHDB dropped {keys} keys"
+
+    def _cut(self) -> str:
+        """Celery's Django fixup closes a worker's connection after each task, so the workers hold
+        connections only while tasks run: try for a while until the cut hits at least one."""
+        query = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s"
+        url = f"{DB_SERVER}/{DB_NAME}?application_name=chaos-faults"
+        give_up = time.monotonic() + CUT_PATIENCE
+        with psycopg.connect(url, autocommit=True) as connection:
+            while True:
+                cut = sum(1 for (done,) in connection.execute(query, (WORKER_APP_NAME,)) if done)
+                if cut:
+                    return f"pg_terminate_backend on {cut} worker connections"
+                if time.monotonic() > give_up:
+                    raise RuntimeError(f"no worker held a database connection for {CUT_PATIENCE:.0f} s")
+                time.sleep(0.02)

@@ -1,0 +1,135 @@
+"""The load: many users order through the public API, from a pool of threads, while faults are injected.
+
+Orders are planned up front from the seed: who orders what, and whether with the user's coupon. About a
+third use the coupon, so some find it already used (400 coupon_not_usable, counted as refused, or a failed
+coupon step when two race); some take a scarce product (doomed by stock) or belong to a poor user (doomed
+by balance); the gateway declines some payments (PAYMENT_DECLINE_RATE).
+"""
+
+import random
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import requests
+
+from chaos.data import Shop, ShopUser
+from chaos.environment import API_URL
+
+THREADS = 12
+REQUEST_TIMEOUT = 30
+COUPON_SHARE = 1 / 3
+SCARCE_SHARE = 0.12
+
+
+@dataclass(frozen=True)
+class OrderPlan:
+    user: ShopUser
+    items: list[dict[str, int]]
+    with_coupon: bool
+
+
+@dataclass
+class LoadResult:
+    """What the API answered; `progress` counts answered requests, for the fault injector."""
+
+    total: int
+    answers: Counter = field(default_factory=Counter)  # HTTP status (or "connection error") → count
+    refusals: Counter = field(default_factory=Counter)  # the code of each 400
+    order_ids: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # samples of answers other than 201 and 400
+    progress: int = 0
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, answer: int | str, body: dict | None, note: str = "") -> None:
+        with self._lock:
+            self.answers[answer] += 1
+            self.progress += 1
+            if answer == 201 and body:
+                self.order_ids.append(body["id"])
+            elif answer == 400:
+                self.refusals[(body or {}).get("code", "?")] += 1
+            elif len(self.errors) < 20:
+                self.errors.append(f"{answer}: {note}"[:500])
+
+    @property
+    def server_errors(self) -> int:
+        """5xx answers and failed connections: the API is never killed, so neither should happen."""
+        return sum(n for answer, n in self.answers.items() if not isinstance(answer, int) or answer >= 500)
+
+
+def plan_orders(shop: Shop, *, count: int, rng: random.Random) -> list[OrderPlan]:
+    plans = []
+    for _ in range(count):
+        lines = dict.fromkeys(rng.sample(shop.plentiful, k=rng.randint(1, 3)), 0)
+        if rng.random() < SCARCE_SHARE:
+            lines[rng.choice(shop.scarce)] = 0
+        items = [{"product_id": product_id, "quantity": rng.randint(1, 3)} for product_id in lines]
+        plans.append(OrderPlan(user=rng.choice(shop.users), items=items, with_coupon=rng.random() < COUPON_SHARE))
+    return plans
+
+
+def _session(token: str | None = None) -> requests.Session:
+    session = requests.Session()
+    if token:
+        session.headers["Authorization"] = f"Token {token}"
+    return session
+
+
+def issue_coupons(shop: Shop) -> dict[int, int]:
+    """Each user issues the shop's coupon through the API; returns user id → user coupon id."""
+    issued = {}
+    with _session() as session:
+        for user in shop.users:
+            headers = {"Authorization": f"Token {user.token}"}
+            url = f"{API_URL}/api/v1/users/{user.id}/coupons"
+            answer = session.post(f"{url}/issue", json={"coupon_id": shop.coupon_id}, headers=headers, timeout=10)
+            if answer.status_code == 201:
+                issued[user.id] = answer.json()["id"]
+                continue
+            if answer.status_code != 202:
+                raise RuntimeError(f"issuing a coupon to user {user.id}: {answer.status_code} {answer.text}")
+            give_up = time.monotonic() + 10  # queued: it appears within 5 s (API.md)
+            while user.id not in issued and time.monotonic() < give_up:
+                held = session.get(url, headers=headers, timeout=10).json()
+                issued.update({user.id: held[0]["id"]} if held else {})
+                time.sleep(0.2)
+            if user.id not in issued:
+                raise RuntimeError(f"the queued coupon of user {user.id} never arrived")
+    return issued
+
+
+def place_orders(plans: list[OrderPlan], coupons: dict[int, int], result: LoadResult, *, rate: float) -> None:
+    """POST every planned order from THREADS threads, each with its own session, at most `rate` orders
+    a second overall (the n-th order leaves no sooner than n / rate seconds after the start)."""
+    local = threading.local()
+
+    def place(numbered: tuple[int, OrderPlan]) -> None:
+        number, plan = numbered
+        if not hasattr(local, "session"):
+            local.session = _session()
+        time.sleep(max(0.0, result.started_at + number / rate - time.monotonic()))
+        body = {"items": plan.items, "user_coupon_id": coupons.get(plan.user.id) if plan.with_coupon else None}
+        headers = {"Authorization": f"Token {plan.user.token}"}
+        try:
+            answer = local.session.post(f"{API_URL}/api/v1/orders", json=body, headers=headers, timeout=REQUEST_TIMEOUT)
+        except requests.RequestException as error:
+            result.record("connection error", None, repr(error))
+            return
+        try:
+            payload = answer.json()
+        except ValueError:
+            payload = None
+        result.record(answer.status_code, payload, answer.text)
+
+    result.started_at = time.monotonic()
+    pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="order")
+    try:
+        list(pool.map(place, enumerate(plans)))
+    finally:  # on Ctrl-C, the orders not yet sent are dropped
+        pool.shutdown(wait=True, cancel_futures=True)
+    result.ended_at = time.monotonic()

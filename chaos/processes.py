@@ -1,0 +1,238 @@
+"""The run's processes: the API on gunicorn, two prefork Celery workers and beat.
+
+Each child starts in its own session, so its process group holds it and everything it forks (the
+gunicorn and prefork pool processes): a crash kills the whole group, and `stop_all` leaves nothing behind.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from chaos.environment import (
+    API_APP_NAME,
+    API_HOST,
+    API_PORT,
+    API_URL,
+    BIN,
+    LOG_DIR,
+    ROOT,
+    WORKER_APP_NAME,
+    RunEnvironment,
+)
+
+WORKER_OPTIONS = ["--without-gossip", "--without-mingle", "-l", "info"]
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    command: list[str]
+    application_name: str
+    ready_line: str | None = None  # a line the process logs when it is ready
+
+
+def roles(schedule_dir: Path) -> list[Role]:
+    celery = [str(BIN / "celery"), "-A", "config"]
+    return [
+        Role(
+            name="api",
+            command=[str(BIN / "gunicorn"), "config.wsgi", "-b", f"{API_HOST}:{API_PORT}", "-w", "2", "--threads", "4"],
+            application_name=API_APP_NAME,
+        ),
+        Role(
+            name="steps",
+            command=[*celery, "worker", "-Q", "balance,coupons,products", "-c", "2", "-n", "steps@%h", *WORKER_OPTIONS],
+            application_name=WORKER_APP_NAME,
+            ready_line=" ready.",
+        ),
+        Role(
+            name="flow",
+            command=[
+                *celery,
+                "worker",
+                "-Q",
+                "orders,payments,dataplatform,maintenance",
+                "-c",
+                "2",
+                "-n",
+                "flow@%h",
+                *WORKER_OPTIONS,
+            ],
+            application_name=WORKER_APP_NAME,
+            ready_line=" ready.",
+        ),
+        Role(
+            name="beat",
+            command=[*celery, "beat", "-s", str(schedule_dir / "celerybeat-schedule"), "-l", "info"],
+            application_name="chaos-beat",
+        ),
+    ]
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of a process group."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        state, _ppid, group = text[text.rindex(")") + 2 :].split()[:3]
+        if int(group) == pgid and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    return bool(group_members(pgid))
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.2) -> None:
+    give_up = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > give_up:
+            raise TimeoutError(f"Timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Child:
+    role: Role
+    process: subprocess.Popen
+    log: Path
+    log_offset: int  # where this incarnation's lines start in the log
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def logged_since_start(self) -> str:
+        with self.log.open("rb") as log:
+            log.seek(self.log_offset)
+            return log.read().decode(errors="replace")
+
+
+@dataclass
+class Fleet:
+    environment: RunEnvironment
+    children: dict[str, Child] = field(default_factory=dict)
+    retired: list[Child] = field(default_factory=list)  # incarnations crashed on purpose
+
+    def __post_init__(self) -> None:
+        self._schedule_dir = Path(tempfile.mkdtemp(prefix="chaos-beat-"))
+        self.roles = {role.name: role for role in roles(self._schedule_dir)}
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str) -> Child:
+        role = self.roles[name]
+        log = LOG_DIR / f"{name}.log"
+        offset = log.stat().st_size if log.exists() else 0
+        with log.open("ab") as sink:
+            process = subprocess.Popen(
+                role.command,
+                cwd=ROOT,
+                env=self.environment.for_process(role.application_name),
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        child = Child(role=role, process=process, log=log, log_offset=offset)
+        self.children[name] = child
+        return child
+
+    def start_all(self) -> None:
+        for name in self.roles:
+            (LOG_DIR / f"{name}.log").unlink(missing_ok=True)
+            self.start(name)
+
+    def wait_ready(self, name: str, *, timeout: float = 60) -> None:
+        child = self.children[name]
+
+        def ready() -> bool:
+            if child.process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {child.process.returncode}; see {child.log}")
+            if name == "api":
+                return _api_answers()
+            if child.role.ready_line:
+                return child.role.ready_line in child.logged_since_start() and bool(children_of(child.pid))
+            return True
+
+        wait_until(ready, timeout=timeout, what=f"{name} to be ready")
+
+    def wait_all_ready(self) -> None:
+        for name in self.children:
+            self.wait_ready(name)
+
+    def workers(self) -> list[str]:
+        return [name for name, child in self.children.items() if child.role.application_name == WORKER_APP_NAME]
+
+    def kill_pool_process(self, name: str) -> int:
+        """SIGKILL one prefork pool process of a worker (its main process forks a new one)."""
+        child = self.children[name]
+        wait_until(lambda: bool(children_of(child.pid)), timeout=30, what=f"a pool process of {name}")
+        victim = children_of(child.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        return victim
+
+    def crash_and_restart(self, name: str) -> tuple[int, int]:
+        """SIGKILL a worker's whole process group (main process and pool: a crash of its machine), then
+        start it again as a supervisor would. Returns the old and the new main process id."""
+        child = self.children[name]
+        os.killpg(child.pid, signal.SIGKILL)
+        child.process.wait()
+        self.retired.append(child)
+        wait_until(lambda: not group_alive(child.pid), timeout=10, what=f"{name}'s old processes to go")
+        return child.pid, self.start(name).pid
+
+    def unexpected_exits(self) -> list[str]:
+        return [
+            f"{name} (pid {child.pid}) exited with {child.process.returncode}"
+            for name, child in self.children.items()
+            if child.process.poll() is not None
+        ]
+
+    def stop_all(self, *, grace: float = 20) -> None:
+        """SIGTERM every process group, then SIGKILL what is left after the grace. Never raises."""
+        everyone = [*self.children.values(), *self.retired]
+        for child in everyone:
+            _signal_group(child.pid, signal.SIGTERM)
+        give_up = time.monotonic() + grace
+        for child in everyone:
+            while group_alive(child.pid) and time.monotonic() < give_up:
+                child.process.poll()
+                time.sleep(0.1)
+        for child in everyone:
+            _signal_group(child.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.process.wait(timeout=5)
+        for path in self._schedule_dir.glob("*"):
+            path.unlink(missing_ok=True)
+        self._schedule_dir.rmdir()
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _api_answers() -> bool:
+    try:
+        return requests.get(f"{API_URL}/api/v1/products", timeout=2).status_code in (200, 401)
+    except requests.RequestException:
+        return False

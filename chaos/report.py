@@ -1,0 +1,304 @@
+"""After the load and the faults: wait for the saga to settle, check the invariants, report the figures.
+
+Everything here reads the run's database through this process's Django (the ORM and chaos.invariants).
+"""
+
+import json
+import re
+import statistics
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import close_old_connections
+from django.forms.models import model_to_dict
+
+from chaos.environment import LOG_DIR
+
+UNDECIDED = ("CREATED", "PAYMENT_WAITING")
+FAILURE_KINDS = (
+    ("balance", "balance step failed"),
+    ("stock", "stock step failed"),
+    ("coupon", "coupon step failed"),
+    ("declined", "payment failed"),
+    ("canceled", "payment canceled"),
+    ("deadline", "deadline"),
+)
+
+
+@dataclass
+class Quiet:
+    """How the system looked when the run stopped waiting for it."""
+
+    undecided: int
+    unhandled_outbox: int
+    deliveries_missing: int
+
+    @property
+    def reached(self) -> bool:
+        return not (self.undecided or self.unhandled_outbox or self.deliveries_missing)
+
+
+def look() -> Quiet:
+    from apps.dataplatform.models import Delivery, DeliveryStatus
+    from apps.orders.models import Order, OrderStatus
+    from eventbus.models import OutboxMessage
+
+    close_old_connections()
+    completed = Order.objects.filter(status=OrderStatus.COMPLETED).values("pk")
+    recorded = Delivery.objects.filter(order_id__in=completed, status=DeliveryStatus.RECORDED).count()
+    return Quiet(
+        undecided=Order.objects.filter(status__in=UNDECIDED).count(),
+        unhandled_outbox=OutboxMessage.objects.filter(handled_at__isnull=True, parked_at__isnull=True).count(),
+        deliveries_missing=completed.count() - recorded,
+    )
+
+
+@dataclass
+class Settling:
+    settled_at: float | None  # time.monotonic() when no order was undecided any more
+    quiet_at: float | None  # ... and every outbox row handled (or parked) and every delivery recorded
+    final: Quiet
+
+
+def wait_to_settle(*, give_up_at: float, interval: float = 0.5) -> Settling:
+    settled_at = None
+    while True:
+        now, state = time.monotonic(), look()
+        if settled_at is None and not state.undecided:
+            settled_at = now
+        if state.reached:
+            return Settling(settled_at=settled_at, quiet_at=now, final=state)
+        if now > give_up_at:
+            return Settling(settled_at=settled_at, quiet_at=None, final=state)
+        time.sleep(interval)
+
+
+def _percentile(values: list[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
+
+
+def _failure_kind(reason: str) -> str:
+    return "+".join(kind for kind, words in FAILURE_KINDS if words in reason) or "other"
+
+
+@dataclass
+class Figures:
+    seed: int
+    posted: int  # orders the load POSTed
+    orders: int  # orders the API created (201)
+    refused: int
+    completed: int
+    failed: int
+    stuck: int
+    violations: int
+    violation_samples: list[str]
+    failed_by: dict[str, int]
+    answers: dict[str, int]
+    refusals: dict[str, int]
+    server_errors: int
+    faults: dict[str, int]
+    fault_errors: list[str]
+    recovery: list[dict[str, Any]]  # per fault: the orders in flight then, and when the last of them settled
+    settle_seconds: dict[str, float | None]
+    late_orders: int  # settled later than the deadline plus the sweep interval (§5.5), for information
+    late_by: dict[str, int]  # their final status and failure kind
+    parked_outbox: int
+    unhandled_outbox: int
+    deliveries_missing: int
+    unexpected_exits: list[str]
+    elapsed_seconds: float
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def gather(
+    *,
+    seed: int,
+    load: Any,
+    faults: Any,
+    settling: Settling,
+    deadline: float,
+    sweep_interval: float,
+    unexpected_exits: list[str],
+    started_at: float,
+) -> tuple[Figures, list[str], list[int]]:
+    """The figures of the run, the full list of violations, and the ids of the stuck orders."""
+    from apps.orders.models import Order, OrderStatus
+    from chaos.invariants import violations
+    from eventbus.models import OutboxMessage
+
+    close_old_connections()
+    found = violations()
+    orders = list(Order.objects.values("pk", "status", "created_at", "completed_at", "failed_at", "failure_reason"))
+    status = Counter(order["status"] for order in orders)
+    stuck = [order["pk"] for order in orders if order["status"] not in (OrderStatus.COMPLETED, OrderStatus.FAILED)]
+    took = [seconds for seconds in map(_took, orders) if seconds is not None]
+    per_fault = [_recovery(fault, orders) for fault in faults.injected]
+    late = [order for order in orders if (_took(order) or 0) > deadline + sweep_interval]
+    last_fault = faults.last_at
+    settle = {
+        "after_last_fault": _since(last_fault, settling.settled_at),
+        "quiet_after_last_fault": _since(last_fault, settling.quiet_at),
+        "after_load_end": _since(load.ended_at, settling.settled_at),
+        "order_p50": _percentile(took, 0.5),
+        "order_p95": _percentile(took, 0.95),
+        "order_max": round(max(took), 2) if took else None,
+        "order_mean": round(statistics.fmean(took), 2) if took else None,
+    }
+    figures = Figures(
+        seed=seed,
+        posted=load.total,
+        orders=len(orders),
+        refused=load.answers[400],
+        completed=status[OrderStatus.COMPLETED],
+        failed=status[OrderStatus.FAILED],
+        stuck=len(stuck),
+        violations=len(found),
+        violation_samples=found[:10],
+        failed_by=dict(Counter(_failure_kind(o["failure_reason"]) for o in orders if o["status"] == "FAILED")),
+        answers={str(answer): n for answer, n in sorted(load.answers.items(), key=str)},
+        refusals=dict(load.refusals),
+        server_errors=load.server_errors,
+        faults=faults.counts(),
+        fault_errors=faults.errors,
+        recovery=per_fault,
+        settle_seconds=settle,
+        late_orders=len(late),
+        late_by=dict(Counter(f"{order['status']} {_failure_kind(order['failure_reason'])}" for order in late)),
+        parked_outbox=OutboxMessage.objects.filter(parked_at__isnull=False, handled_at__isnull=True).count(),
+        unhandled_outbox=settling.final.unhandled_outbox,
+        deliveries_missing=settling.final.deliveries_missing,
+        unexpected_exits=unexpected_exits,
+        elapsed_seconds=round(time.monotonic() - started_at, 1),
+    )
+    figures.problems = _problems(figures, load, faults)
+    return figures, found, stuck
+
+
+def _took(order: dict[str, Any]) -> float | None:
+    """Seconds from an order's creation to its completion or failure; None while it is undecided."""
+    settled = order["completed_at"] or order["failed_at"]
+    return (settled - order["created_at"]).total_seconds() if settled else None
+
+
+def _recovery(fault: Any, orders: list[dict[str, Any]]) -> dict[str, Any]:
+    """The orders in flight when the fault hit (created before, settled after), and how long after the
+    fault the last of them settled."""
+    settled = [(order["completed_at"] or order["failed_at"]) for order in orders if order["created_at"] < fault.wall]
+    after = [moment for moment in settled if moment is None or moment > fault.wall]
+    last = None if None in after or not after else max(after)
+    return {
+        "kind": fault.kind,
+        "at_progress": round(fault.at_progress, 2),
+        "in_flight": len(after),
+        "settled_within": round((last - fault.wall).total_seconds(), 2) if last else None,
+    }
+
+
+def _since(start: float | None, end: float | None) -> float | None:
+    return round(end - start, 2) if start is not None and end is not None else None
+
+
+def _problems(figures: Figures, load: Any, faults: Any) -> list[str]:
+    problems = []
+    if figures.stuck:
+        problems.append(f"{figures.stuck} orders stuck")
+    if figures.violations:
+        problems.append(f"{figures.violations} invariant violations")
+    if figures.server_errors:
+        problems.append(f"{figures.server_errors} API answers were 5xx or failed connections: {load.errors[:3]}")
+    if figures.orders != load.answers[201]:
+        problems.append(f"the API created {load.answers[201]} orders but the database holds {figures.orders}")
+    if len(faults.injected) != len(faults.schedule):
+        problems.append(f"only {len(faults.injected)} of {len(faults.schedule)} faults injected: {faults.errors}")
+    if figures.unexpected_exits:
+        problems.append(f"processes exited by themselves: {figures.unexpected_exits}")
+    return problems
+
+
+def print_summary(figures: Figures) -> None:
+    settle = figures.settle_seconds
+    lines = [
+        "",
+        "=== chaos run ===",
+        f"orders posted     {figures.posted}",
+        f"orders placed     {figures.orders}  (refused with 400: {figures.refused} {figures.refusals or ''})",
+        f"completed         {figures.completed}",
+        f"failed            {figures.failed}  {figures.failed_by}",
+        f"stuck             {figures.stuck}",
+        f"violations        {figures.violations}",
+        *(f"    {violation}" for violation in figures.violation_samples[:5]),
+        f"API answers       {figures.answers}  (5xx / connection errors: {figures.server_errors})",
+        f"faults injected   {figures.faults}",
+        *(
+            f"    {r['kind']:5} at {r['at_progress']:4.0%}: {r['in_flight']} orders in flight"
+            + (f", the last settled {r['settled_within']} s after it" if r["in_flight"] else "")
+            for r in figures.recovery
+        ),
+        f"settled           {settle['after_last_fault']} s after the last fault "
+        f"({settle['after_load_end']} s after the last order); quiet {settle['quiet_after_last_fault']} s after it",
+        f"per order         p50 {settle['order_p50']} s, p95 {settle['order_p95']} s, max {settle['order_max']} s "
+        f"({figures.late_orders} took longer than deadline + sweep interval)",
+        f"elapsed           {figures.elapsed_seconds} s",
+    ]
+    if figures.parked_outbox:
+        lines.append(f"WARNING: {figures.parked_outbox} outbox rows are parked")
+    if figures.unhandled_outbox:
+        lines.append(f"WARNING: {figures.unhandled_outbox} outbox rows were still unhandled when the run stopped")
+    if figures.late_orders:
+        lines.append(
+            f"WARNING: {figures.late_orders} orders settled later than the deadline plus the sweep interval "
+            f"{figures.late_by}"
+        )
+    if figures.deliveries_missing:
+        lines.append(f"WARNING: {figures.deliveries_missing} completed orders have no RECORDED delivery")
+    lines += [f"FAILED: {problem}" for problem in figures.problems] or ["OK: 0 stuck, 0 violations"]
+    print("\n".join(lines), flush=True)
+    summary = {key: value for key, value in asdict(figures).items() if key != "problems"}
+    print(json.dumps({"chaos_summary": True, "ok": figures.ok, **summary, "problems": figures.problems}), flush=True)
+
+
+def save_evidence(*, found: list[str], stuck: list[int], limit: int = 20) -> Path:
+    """Everything the database knows of the orders named in violations or stuck: the order, its outbox
+    rows, the participants' step records and ledgers, its payment and delivery."""
+    from apps.balance.models import BalanceStep, BalanceTransaction
+    from apps.coupons.models import CouponStep, UserCoupon
+    from apps.dataplatform.models import Delivery
+    from apps.orders.models import Order
+    from apps.payments.models import Payment
+    from apps.products.models import StockMovement, StockStep
+    from eventbus.models import OutboxMessage
+
+    named = {int(number) for violation in found for number in re.findall(r"order (\d+)", violation)}
+    order_ids = sorted(set(stuck) | named)[:limit]
+    evidence: dict[str, Any] = {"violations": found, "stuck": stuck, "orders": {}}
+    for order_id in order_ids:
+        order = Order.objects.filter(pk=order_id).first()
+        evidence["orders"][order_id] = {
+            "order": model_to_dict(order) | {"created_at": order.created_at} if order else None,
+            "items": list(order.items.values()) if order else [],
+            "outbox": list(OutboxMessage.objects.filter(order_id=order_id).order_by("pk").values()),
+            "steps": {
+                "balance": list(BalanceStep.objects.filter(order_id=order_id).values()),
+                "coupon": list(CouponStep.objects.filter(order_id=order_id).values()),
+                "stock": list(StockStep.objects.filter(order_id=order_id).values()),
+            },
+            "balance_ledger": list(BalanceTransaction.objects.filter(order_id=order_id).values()),
+            "stock_movements": list(StockMovement.objects.filter(order_id=order_id).values()),
+            "user_coupons": list(UserCoupon.objects.filter(used_by_order_id=order_id).values()),
+            "payment": list(Payment.objects.filter(order_id=order_id).values()),
+            "delivery": list(Delivery.objects.filter(order_id=order_id).values()),
+        }
+    path = LOG_DIR / f"evidence-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(evidence, cls=DjangoJSONEncoder, indent=1, default=str))
+    return path

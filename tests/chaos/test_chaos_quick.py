@@ -1,0 +1,42 @@
+"""The short form of the chaos run, as CI runs it: 100 orders against the API on gunicorn and a prefork
+worker fleet while a pool process is killed, Redis is flushed and the workers' database connections are
+cut. Every order must settle, and every invariant of DESIGN.md §5 must hold.
+
+It runs `python -m chaos --quick` as its own process tree, on its own database (shop_chaos), Redis db 4
+and port 8765: two chaos runs never overlap (the second waits for the first's lock)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 240
+
+
+def chaos_summary(stdout: str) -> dict:
+    lines = [line for line in stdout.splitlines() if line.startswith('{"chaos_summary": true')]
+    assert lines, f"no summary line in the output:\n{stdout[-4000:]}"
+    return json.loads(lines[-1])
+
+
+def test_the_quick_chaos_run_ends_with_no_stuck_order_and_no_violation():
+    # given the whole system on a production-style server and worker fleet, under load and faults
+    command = [sys.executable, "-m", "chaos", "--quick"]
+
+    # when the quick chaos run places its orders, injects its faults and waits for the saga to settle
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+
+    # then it exits cleanly with every order settled and every invariant holding
+    output = f"{run.stdout[-6000:]}\n--- stderr ---\n{run.stderr[-3000:]}"
+    assert run.returncode == 0, output
+    summary = chaos_summary(run.stdout)
+    assert summary["ok"] is True, output
+    assert summary["stuck"] == 0, output
+    assert summary["violations"] == 0, output
+    assert summary["server_errors"] == 0, output
+    # and the run was a real one: orders went both ways, and each fault was injected once
+    assert summary["completed"] > 0, output
+    assert summary["failed"] > 0, output
+    assert summary["completed"] + summary["failed"] == summary["orders"] > 0, output
+    assert summary["faults"] == {"cut": 1, "flush": 1, "kill": 1}, output
