@@ -137,6 +137,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 50
 # A message a dead worker held comes back after this; the relay re-sends sooner if it is not handled.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers keep their database connection across tasks (config/celery.py closes it when it errored or
+# outlived CONN_MAX_AGE, with a health check before reuse) instead of reconnecting for every task.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # One queue per app, so a fleet can be sized per domain; the relay and the recovery sweep have their own,
 # so that a backlog of saga tasks never delays the machinery that rescues them.
