@@ -4,7 +4,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.orders.selectors import order_views, order_visible_to, orders_of
+from apps.orders.selectors import new_order_view, order_views, order_visible_to, orders_of
 from apps.orders.services import OrderLineInput, order_create
 
 
@@ -31,8 +31,7 @@ class OrderListCreateApi(APIView):
             lines=[OrderLineInput(**line) for line in data.validated_data["items"]],
             user_coupon_id=data.validated_data["user_coupon_id"],
         )
-        order = order_visible_to(request.user, order.pk)
-        return Response(order_views([order])[0], status=status.HTTP_201_CREATED)
+        return Response(new_order_view(order), status=status.HTTP_201_CREATED)
 
     def get(self, request):
         paginator = OrderPagination()

@@ -1,10 +1,10 @@
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from django.db.models import QuerySet
 from rest_framework import serializers
 
-from apps.orders.models import Order
-from apps.orders.process import read_steps
+from apps.orders.models import Order, OrderItem
+from apps.orders.process import PENDING, STEPS, read_steps
 from apps.orders.services.saga import order_steps
 from apps.payments.selectors import payment_summaries
 from common.errors import NotFound
@@ -37,23 +37,34 @@ def order_views(orders: Sequence[Order]) -> list[dict]:
     live = read_steps([order.pk for order in orders if order.steps is None])
     payments = payment_summaries(order_ids=[order.pk for order in orders])
     return [
-        {
-            "id": order.pk,
-            "user_id": order.user_id,
-            "status": order.status,
-            "failure_reason": order.failure_reason or None,
-            "items": [
-                {"product_id": item.product_id, "quantity": item.quantity, "unit_price": item.unit_price}
-                for item in order.items.all()
-            ],
-            "user_coupon_id": order.user_coupon_id,
-            "gross_price": order.gross_price,
-            "discount_price": order.discount_price,
-            "total_price": order.total_price,
-            "steps": order_steps(order, live.get(order.pk)),
-            "payment": payments.get(order.pk),
-            "created_at": _timestamp.to_representation(order.created_at),
-            "completed_at": order.completed_at and _timestamp.to_representation(order.completed_at),
-        }
+        order_view(
+            order, items=order.items.all(), steps=order_steps(order, live.get(order.pk)), payment=payments.get(order.pk)
+        )
         for order in orders
     ]
+
+
+def new_order_view(order: Order) -> dict:
+    """A just-created order, without reading back what its creation just wrote: no step has reported
+    and there is no payment yet."""
+    return order_view(
+        order, items=order.created_items, steps=order_steps(order, dict.fromkeys(STEPS, PENDING)), payment=None
+    )
+
+
+def order_view(order: Order, *, items: Iterable[OrderItem], steps: dict[str, str], payment: dict | None) -> dict:
+    return {
+        "id": order.pk,
+        "user_id": order.user_id,
+        "status": order.status,
+        "failure_reason": order.failure_reason or None,
+        "items": [{"product_id": i.product_id, "quantity": i.quantity, "unit_price": i.unit_price} for i in items],
+        "user_coupon_id": order.user_coupon_id,
+        "gross_price": order.gross_price,
+        "discount_price": order.discount_price,
+        "total_price": order.total_price,
+        "steps": steps,
+        "payment": payment,
+        "created_at": _timestamp.to_representation(order.created_at),
+        "completed_at": order.completed_at and _timestamp.to_representation(order.completed_at),
+    }

@@ -14,3 +14,6 @@ DATA_PLATFORM_URL = None
 DATA_PLATFORM_BACKOFF_SECONDS = 0.05
 RANK_CACHE_SECONDS = 10
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
+# The tests' in-process worker runs tasks on short-lived threads: let each task close its connection, so
+# that none outlives its thread and blocks dropping the test database.
+CELERY_DB_REUSE_MAX = 0

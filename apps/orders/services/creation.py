@@ -98,4 +98,5 @@ def order_create(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: i
                 discount_price=discount_price,
             )
         )
+    order.created_items = items  # what the API answers with, without reading it back
     return order
