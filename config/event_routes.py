@@ -22,10 +22,16 @@ from apps.payments import tasks as payments
 from apps.payments.events import PaymentCanceled, PaymentFailed, PaymentPaid
 from apps.products import tasks as products
 from apps.products.events import StockDeducted, StockDeductFailed, StockRestored
+from eventbus.bus import only_if
+
+
+def has_coupon(event: OrderCreated | OrderFailed) -> bool:
+    return event.user_coupon_id is not None
+
 
 ROUTES = {
-    # 1. The order is created: three steps in parallel.
-    OrderCreated: (balance.use_balance_task, coupons.use_coupon_task, products.deduct_stock_task),
+    # 1. The order is created: three steps in parallel (no coupon: nothing to use, and it counts as SUCCESS).
+    OrderCreated: (balance.use_balance_task, only_if(has_coupon, coupons.use_coupon_task), products.deduct_stock_task),
     # 2. Each step reports; the orders app records it and decides once no step is pending.
     BalanceUsed: (orders.record_step_result_task,),
     BalanceUseFailed: (orders.record_step_result_task,),
@@ -43,7 +49,11 @@ ROUTES = {
     OrderCompleteFailed: (payments.cancel_payment_task,),
     PaymentCanceled: (orders.fail_order_task,),
     # 6. Failed, however it failed: each participant undoes its own step, if it took effect.
-    OrderFailed: (balance.refund_balance_task, coupons.restore_coupon_task, products.restore_stock_task),
+    OrderFailed: (
+        balance.refund_balance_task,
+        only_if(has_coupon, coupons.restore_coupon_task),
+        products.restore_stock_task,
+    ),
     # Compensations are reported for operators and audit; no listener needs them yet.
     BalanceRefunded: (),
     CouponRestored: (),

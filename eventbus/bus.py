@@ -9,7 +9,8 @@ is lost, the relay (eventbus.relay) sends the row's task again; the listener mar
 when it succeeds (eventbus.listeners).
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
@@ -38,22 +39,45 @@ def publish(event: DomainEvent) -> dict[str, Any]:
     return envelope
 
 
-def listener_receiver(task: Task):
+def _every_event(event: DomainEvent) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A listener's task, and which events of its type it wants (all, unless the route says only_if)."""
+
+    task: Task
+    wants: Callable[[DomainEvent], bool] = _every_event
+
+
+def only_if(wants: Callable[[DomainEvent], bool], task: Task) -> Listener:
+    """A route to a listener that wants only some events of a type: the others cost no task at all."""
+    return Listener(task=task, wants=wants)
+
+
+def as_listener(route: Task | Listener) -> Listener:
+    return route if isinstance(route, Listener) else Listener(task=route)
+
+
+def listener_receiver(listener: Listener):
     """A receiver standing for one listener: its outbox row now, its task on commit."""
 
-    def receiver(sender, event, envelope, **kwargs) -> Dispatch:
-        return outbox_write(event=event, envelope=envelope, task=task)
+    def receiver(sender, event, envelope, **kwargs) -> Dispatch | None:
+        if not listener.wants(event):
+            return None
+        return outbox_write(event=event, envelope=envelope, task=listener.task)
 
-    receiver.__name__ = receiver.__qualname__ = f"listener_{task.name}"
+    receiver.__name__ = receiver.__qualname__ = f"listener_{listener.task.name}"
     return receiver
 
 
-def connect_routes(routes: Mapping[type[DomainEvent], Iterable[Task]]) -> None:
-    for event_class, tasks in routes.items():
-        for task in tasks:
+def connect_routes(routes: Mapping[type[DomainEvent], Iterable[Task | Listener]]) -> None:
+    for event_class, entries in routes.items():
+        for listener in map(as_listener, entries):
             domain_event.connect(
-                listener_receiver(task),
+                listener_receiver(listener),
                 sender=event_class,
                 weak=False,
-                dispatch_uid=f"{event_class.__name__}->{task.name}",
+                dispatch_uid=f"{event_class.__name__}->{listener.task.name}",
             )

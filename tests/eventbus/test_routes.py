@@ -7,15 +7,17 @@ import json
 import pytest
 from django.conf import settings
 
+from apps.orders.events import OrderCreated, OrderFailed
 from common.redis import redis_client
 from config.celery import app
 from config.event_routes import ROUTES
 from eventbus import publish
-from eventbus.bus import dispatch
-from eventbus.events import envelope_of
+from eventbus.bus import as_listener, dispatch
+from eventbus.events import envelope_of, event_from_envelope
+from eventbus.models import OutboxMessage
 from tests.eventbus.samples import EVENT_CLASSES, sample_event
 
-LISTENERS = sorted({task for tasks in ROUTES.values() for task in tasks}, key=lambda task: task.name)
+LISTENERS = sorted({as_listener(r).task for routes in ROUTES.values() for r in routes}, key=lambda task: task.name)
 APP_TASK_NAMES = sorted(name for name in app.tasks if name.startswith("apps."))
 
 
@@ -51,7 +53,9 @@ def test_publishing_an_event_dispatches_exactly_its_listeners_from_the_table(eve
             message = json.loads(raw)
             args = json.loads(base64.b64decode(message["body"]))[0]
             queued.append((queue, message["headers"]["task"], args[0]["event_id"]))
-    expected = [(app_of(task.name), task.name, envelope["event_id"]) for task in ROUTES[event_class]]
+    event = event_from_envelope(envelope)
+    wanting = [listener.task for listener in map(as_listener, ROUTES[event_class]) if listener.wants(event)]
+    expected = [(app_of(task.name), task.name, envelope["event_id"]) for task in wanting]
     assert sorted(queued) == sorted(expected)
 
 
@@ -85,7 +89,10 @@ def test_the_relay_and_the_sweep_run_on_their_own_queue_away_from_saga_backlogs(
 def test_a_dispatched_listener_lands_only_in_its_own_queues_redis_list(queue):
     # given one of the queue's listeners and an envelope of an event it listens to
     event_class, task = next(
-        (event_class, task) for event_class, tasks in ROUTES.items() for task in tasks if app_of(task.name) == queue
+        (event_class, listener.task)
+        for event_class, routes in ROUTES.items()
+        for listener in map(as_listener, routes)
+        if app_of(listener.task.name) == queue
     )
     envelope = envelope_of(sample_event(event_class))
 
@@ -97,3 +104,15 @@ def test_a_dispatched_listener_lands_only_in_its_own_queues_redis_list(queue):
     assert {name: client.llen(name) for name in settings.SAGA_QUEUES} == {
         name: 1 if name == queue else 0 for name in settings.SAGA_QUEUES
     }
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("event_class", [OrderCreated, OrderFailed], ids=lambda c: c.__name__)
+def test_an_order_without_a_coupon_costs_no_coupon_task(event_class):
+    # when an order event without a coupon is published
+    publish(sample_event(event_class, optional_as_none=True))
+
+    # then the coupons app gets nothing (no outbox row, no task), the other participants do
+    assert redis_client().llen("coupons") == 0
+    assert not OutboxMessage.objects.filter(listener__startswith="apps.coupons.").exists()
+    assert redis_client().llen("balance") == redis_client().llen("products") == 1

@@ -8,7 +8,7 @@ import pytest
 from apps.orders.events import OrderCreated, OrderFailed, OrderPaymentWaited
 from chaos.invariants import violations
 from config.event_routes import ROUTES
-from eventbus.bus import dispatch
+from eventbus.bus import as_listener, dispatch
 from eventbus.events import event_from_envelope
 from tests.saga.conftest import event_counts, settled, side_effects
 from tests.saga_worker import wait_until_idle
@@ -24,8 +24,8 @@ def deliver_again(envelopes: list[dict], event_types: tuple[type, ...] | None = 
     for envelope in envelopes:
         event_class = type(event_from_envelope(envelope))
         if event_types is None or event_class in event_types:
-            for task in ROUTES[event_class]:
-                dispatch(task, envelope)
+            for listener in map(as_listener, ROUTES[event_class]):
+                dispatch(listener.task, envelope)
                 sent += 1
     return sent
 
