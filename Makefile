@@ -29,6 +29,15 @@ run: migrate
 chaos: install services
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
+# The benchmark (issue 4): its own database (shop_bench, recreated), Redis db 3 and port 8766; see bench/.
+# BENCH_QUICK=1 for the short form (under 3 minutes); BENCH_ARGS, e.g. "--clients 24".
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
+	$(BIN)/pip install -q -r requirements-bench.txt
+	touch $@
+
+bench: install services $(VENV)/.bench-installed
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -38,14 +38,14 @@ class Shop:
     coupon_id: int
 
 
-def reset_database() -> None:
+def reset_database(db_name: str = DB_NAME) -> None:
     with psycopg.connect(f"{DB_SERVER}/postgres", autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_name)))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
 
 
-def reset_redis() -> None:
-    redis.Redis.from_url(REDIS_URL).flushdb()
+def reset_redis(redis_url: str = REDIS_URL) -> None:
+    redis.Redis.from_url(redis_url).flushdb()
 
 
 def migrate() -> None:

@@ -63,27 +63,48 @@ class Timings:
         )
 
 
-def database_url(application_name: str) -> str:
+def database_url(application_name: str, *, db_name: str = DB_NAME) -> str:
     # django-environ passes query parameters into OPTIONS, which psycopg sends to the server.
-    return f"{DB_SERVER}/{DB_NAME}?application_name={application_name}"
+    return f"{DB_SERVER}/{db_name}?application_name={application_name}"
 
 
 class RunEnvironment:
-    """The variables shared by every process of one run (one random secret key per run)."""
+    """The variables shared by every process of one run (one random secret key per run).
 
-    def __init__(self) -> None:
+    The defaults are the chaos run's; the benchmark (bench/) runs the same fleet against its own database,
+    Redis db, port, log directory, settings module and variables."""
+
+    def __init__(
+        self,
+        *,
+        db_name: str = DB_NAME,
+        redis_url: str = REDIS_URL,
+        api_port: int = API_PORT,
+        log_dir: Path = LOG_DIR,
+        settings_module: str = "config.settings.production",
+        variables: dict[str, str] | None = None,  # default: the chaos timings and behaviour
+    ) -> None:
         self.secret_key = secrets.token_urlsafe(48)  # 64 characters
+        self.db_name = db_name
+        self.redis_url = redis_url
+        self.api_port = api_port
+        self.api_url = f"http://{API_HOST}:{api_port}"
+        self.log_dir = log_dir
+        self.settings_module = settings_module
+        self.variables = {**TIMINGS, **BEHAVIOUR} if variables is None else dict(variables)
+
+    def database_url(self, application_name: str) -> str:
+        return database_url(application_name, db_name=self.db_name)
 
     def settings(self) -> dict[str, str]:
         return {
-            "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "DJANGO_SETTINGS_MODULE": self.settings_module,
             "DJANGO_SECRET_KEY": self.secret_key,
             "DJANGO_ALLOWED_HOSTS": f"{API_HOST},localhost",
-            "REDIS_URL": REDIS_URL,
-            "CELERY_BROKER_URL": REDIS_URL,
+            "REDIS_URL": self.redis_url,
+            "CELERY_BROKER_URL": self.redis_url,
             "LOG_LEVEL": "INFO",
-            **TIMINGS,
-            **BEHAVIOUR,
+            **self.variables,
         }
 
     def for_process(self, application_name: str) -> dict[str, str]:
@@ -92,7 +113,7 @@ class RunEnvironment:
         return {
             **inherited,
             **self.settings(),
-            "DATABASE_URL": database_url(application_name),
+            "DATABASE_URL": self.database_url(application_name),
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -101,8 +122,8 @@ class RunEnvironment:
         for key in DROPPED:
             os.environ.pop(key, None)
         os.environ.update(self.settings())
-        os.environ["DATABASE_URL"] = database_url(MONITOR_APP_NAME)
+        os.environ["DATABASE_URL"] = self.database_url(MONITOR_APP_NAME)
 
     def printable(self) -> dict[str, str]:
         shown = {key: value for key, value in self.settings().items() if key != "DJANGO_SECRET_KEY"}
-        return {**shown, "DATABASE_URL": database_url("<process>"), "DJANGO_SECRET_KEY": "<random, 64 chars>"}
+        return {**shown, "DATABASE_URL": self.database_url("<process>"), "DJANGO_SECRET_KEY": "<random, 64 chars>"}

@@ -19,10 +19,7 @@ import requests
 from chaos.environment import (
     API_APP_NAME,
     API_HOST,
-    API_PORT,
-    API_URL,
     BIN,
-    LOG_DIR,
     ROOT,
     WORKER_APP_NAME,
     RunEnvironment,
@@ -39,12 +36,12 @@ class Role:
     ready_line: str | None = None  # a line the process logs when it is ready
 
 
-def roles(schedule_dir: Path) -> list[Role]:
+def roles(schedule_dir: Path, api_port: int) -> list[Role]:
     celery = [str(BIN / "celery"), "-A", "config"]
     return [
         Role(
             name="api",
-            command=[str(BIN / "gunicorn"), "config.wsgi", "-b", f"{API_HOST}:{API_PORT}", "-w", "2", "--threads", "4"],
+            command=[str(BIN / "gunicorn"), "config.wsgi", "-b", f"{API_HOST}:{api_port}", "-w", "2", "--threads", "4"],
             application_name=API_APP_NAME,
         ),
         Role(
@@ -135,12 +132,12 @@ class Fleet:
 
     def __post_init__(self) -> None:
         self._schedule_dir = Path(tempfile.mkdtemp(prefix="chaos-beat-"))
-        self.roles = {role.name: role for role in roles(self._schedule_dir)}
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.roles = {role.name: role for role in roles(self._schedule_dir, self.environment.api_port)}
+        self.environment.log_dir.mkdir(parents=True, exist_ok=True)
 
     def start(self, name: str) -> Child:
         role = self.roles[name]
-        log = LOG_DIR / f"{name}.log"
+        log = self.environment.log_dir / f"{name}.log"
         offset = log.stat().st_size if log.exists() else 0
         with log.open("ab") as sink:
             process = subprocess.Popen(
@@ -158,7 +155,7 @@ class Fleet:
 
     def start_all(self) -> None:
         for name in self.roles:
-            (LOG_DIR / f"{name}.log").unlink(missing_ok=True)
+            (self.environment.log_dir / f"{name}.log").unlink(missing_ok=True)
             self.start(name)
 
     def wait_ready(self, name: str, *, timeout: float = 60) -> None:
@@ -168,7 +165,7 @@ class Fleet:
             if child.process.poll() is not None:
                 raise RuntimeError(f"{name} exited with {child.process.returncode}; see {child.log}")
             if name == "api":
-                return _api_answers()
+                return _api_answers(self.environment.api_url)
             if child.role.ready_line:
                 return child.role.ready_line in child.logged_since_start() and bool(children_of(child.pid))
             return True
@@ -231,8 +228,8 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-def _api_answers() -> bool:
+def _api_answers(api_url: str) -> bool:
     try:
-        return requests.get(f"{API_URL}/api/v1/products", timeout=2).status_code in (200, 401)
+        return requests.get(f"{api_url}/api/v1/products", timeout=2).status_code in (200, 401)
     except requests.RequestException:
         return False

@@ -1,0 +1,185 @@
+"""`python -m bench [--quick]` (or `BENCH_QUICK=1 make bench`): the benchmark of issue 4.
+
+Starts the API on gunicorn, two prefork Celery workers and beat (chaos.processes.Fleet) against a
+database (shop_bench, recreated) and Redis db (3) of its own, with the production settings plus the
+bench app (config.settings.bench), and measures in one run:
+1. the Celery no-op ceiling of that fleet;
+2. the saga under closed-loop clients (completed orders/s, accept and end-to-end latency, tasks, SQL and
+   Redis commands per order), then at half that rate in an open loop;
+3. a hot product (1,000 orders for 100 units) and 4. a coupon rush (3,000 users for 100 coupons);
+5. the monolith reference (bench/monolith.py) on the same server, database and orders.
+Writes bench/results/<timestamp>.json, .md and .png; exits non-zero if a check fails. Every child is
+stopped at the end, whatever happened.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import redis
+
+from bench import data, phases, report
+from bench.environment import API_PORT, DB_NAME, REDIS_URL, RESULTS_DIR, bench_environment
+from chaos import data as chaos_data
+from chaos.__main__ import interrupt_on_signals, only_run, signals_ignored
+from chaos.environment import ROOT
+from chaos.processes import Fleet
+
+STARTED = time.monotonic()
+CUSTOMER_BALANCE = 10_000_000  # the limit: far more than any phase spends per customer
+HOT_CUSTOMERS = 200
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - STARTED:6.1f} s] {message}", flush=True)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short phases (also BENCH_QUICK=1): under 3 minutes")
+    parser.add_argument("--clients", type=int, help="closed-loop clients (default 16)")
+    parser.add_argument("--lock-wait", type=float, default=600, help="seconds to wait for a chaos or bench run")
+    options = parser.parse_args(argv)
+    options.quick = options.quick or os.environ.get("BENCH_QUICK", "").lower() in ("1", "true", "yes")
+    return options
+
+
+def prepare(environment, sizes: phases.Sizes) -> dict:
+    say(f"resetting database {DB_NAME} and Redis {REDIS_URL}")
+    chaos_data.reset_redis(REDIS_URL)
+    chaos_data.reset_database(DB_NAME)
+    environment.apply_to_this_process()
+    import django
+
+    django.setup()
+    chaos_data.migrate()
+    shop = {
+        "catalog": data.create_catalog(prefix="Bench"),
+        "saga": data.create_customers(count=sizes.clients * 2, prefix="saga", balance=CUSTOMER_BALANCE),
+        "half": data.create_customers(count=sizes.clients * 2, prefix="half", balance=CUSTOMER_BALANCE),
+        "monolith": data.create_customers(count=sizes.clients * 2, prefix="monolith", balance=CUSTOMER_BALANCE),
+        "hot": data.create_customers(count=HOT_CUSTOMERS, prefix="hot", balance=CUSTOMER_BALANCE),
+    }
+    say(f"shop: {len(shop['catalog'])} products, {sum(len(v) for k, v in shop.items() if k != 'catalog')} customers")
+    return shop
+
+
+def checks(figures: dict, found: dict[str, list[str]], unexpected_exits: list[str]) -> dict:
+    saga, hot, rush, mono = figures["saga"], figures["hot_product"], figures["coupon_rush"], figures["monolith"]
+    problems = [
+        *(
+            f"{what}: {count} expected, {actual} found"
+            for what, count, actual in [
+                ("hot product orders accepted", hot["orders"], hot["accepted"]),
+                ("hot product COMPLETED", hot["stock"], hot["completed"]),
+                ("hot product FAILED", hot["orders"] - hot["stock"], hot["failed"]),
+                ("hot product stock left", 0, hot["stock_left"]),
+                ("hot product settled (every compensation done) within 240 s", True, hot["settle_s"] is not None),
+                ("coupons issued (201)", rush["available"], rush["issued"]),
+                ("coupons issued in the database", rush["available"], rush["issued_in_db"]),
+                ("coupon_sold_out answers", rush["requests"] - rush["available"], rush["sold_out"]),
+                ("saga orders FAILED", 0, saga["failed"]),
+                ("saga orders refused", 0, saga["refused"]),
+                ("monolith orders refused", 0, mono["refused"]),
+            ]
+            if count != actual
+        ),
+        *(f"invariant ({when}): {line}" for when, lines in found.items() for line in lines[:20]),
+        *(f"process exited during the run: {line}" for line in unexpected_exits),
+    ]
+    return {"ok": not problems, "problems": problems}
+
+
+def run(options: argparse.Namespace) -> int:
+    sizes = phases.Sizes.of(quick=options.quick)
+    if options.clients:
+        sizes = phases.Sizes(**{**sizes.__dict__, "clients": options.clients})
+    environment = bench_environment()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    say(f"benchmark, {'quick' if options.quick else 'full'} form; results will be bench/results/{stamp}.*")
+    for key, value in environment.printable().items():
+        print(f"    {key}={value}")
+    shop = prepare(environment, sizes)
+
+    from chaos.invariants import violations
+
+    counters = redis.Redis.from_url(REDIS_URL)
+    api_url = environment.api_url
+    fleet = Fleet(environment)
+    series: dict = {}
+    found: dict[str, list[str]] = {}
+    try:
+        fleet.start_all()
+        fleet.wait_all_ready()
+        say(f"started {', '.join(f'{name} ({c.pid})' for name, c in fleet.children.items())}; API on :{API_PORT}")
+        noop = phases.noop_ceiling(counters=counters, count=sizes.noop_tasks, say=say)
+        saga, series["saga"] = phases.saga_closed_loop(
+            api_url=api_url, customers=shop["saga"], catalog=shop["catalog"], sizes=sizes, counters=counters, say=say
+        )
+        saga["half_load"], series["half_load"] = phases.saga_half_load(
+            api_url=api_url,
+            customers=shop["half"],
+            catalog=shop["catalog"],
+            rate=max(0.5, saga["orders_per_s"] / 2),
+            seconds=sizes.half_load_window,
+            say=say,
+        )
+        hot, series["hot_product"] = phases.hot_product(api_url=api_url, customers=shop["hot"], sizes=sizes, say=say)
+        found["saga orders, DESIGN §5"] = violations()
+        say(f"invariants of DESIGN §5 over every saga order: {len(found['saga orders, DESIGN §5']) or 'none'} broken")
+        rush = phases.coupon_rush(api_url=api_url, sizes=sizes, say=say)
+        mono, series["monolith"] = phases.monolith(
+            api_url=api_url,
+            customers=shop["monolith"],
+            catalog=shop["catalog"],
+            sizes=sizes,
+            counters=counters,
+            say=say,
+        )
+        found["all orders, §5 but 5.4 (the monolith has no events)"] = violations(decisions=False)
+        unexpected = fleet.unexpected_exits()
+    finally:
+        say("stopping every process of the run")
+        with signals_ignored():
+            fleet.stop_all()
+    figures = {
+        "run": {
+            "started_at": stamp,
+            "quick": options.quick,
+            "seconds": round(time.monotonic() - STARTED, 1),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "host": platform.node()},
+            "sizes": sizes.__dict__,
+            "environment": environment.printable(),
+        },
+        "celery_noop_tasks_per_s": noop["per_s"],
+        "celery_noop": noop,
+        "monolith": mono,
+        "saga": saga,
+        "hot_product": hot,
+        "coupon_rush": rush,
+    }
+    figures["checks"] = checks(figures, found, unexpected)
+    paths = report.save(figures, series, RESULTS_DIR, stamp)
+    print()
+    print(report.markdown(figures).split("\nHow to read this")[0])
+    for kind, path in paths.items():
+        print(f"{kind}: {path.relative_to(ROOT)}")
+    return 0 if figures["checks"]["ok"] else 1
+
+
+def main(argv: list[str]) -> int:
+    options = parse(argv)
+    os.chdir(ROOT)
+    interrupt_on_signals()
+    try:
+        with only_run(options.lock_wait):
+            return run(options)
+    except KeyboardInterrupt as interruption:
+        print(f"benchmark interrupted ({interruption}); every process of the run was stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,32 @@
+"""Where the benchmark lives: its own database, Redis db, port and logs, and the environment of its
+processes (chaos.environment.RunEnvironment with the benchmark's values).
+
+Production settings plus the bench app (config.settings.bench), a random secret key, the shop's default
+saga timings (deadline 60 s), a gateway that never declines and adds no latency, no data platform URL.
+"""
+
+from chaos.environment import ROOT, RunEnvironment
+
+DB_NAME = "shop_bench"
+REDIS_URL = "redis://127.0.0.1:6379/3"
+API_PORT = 8766
+LOG_DIR = ROOT / ".run" / "bench"
+RESULTS_DIR = ROOT / "bench" / "results"
+
+VARIABLES = {
+    "SAGA_DEADLINE_SECONDS": "60",
+    "PAYMENT_DECLINE_RATE": "0",
+    "PAYMENT_LATENCY_MS": "0",
+    "DATA_PLATFORM_URL": "",  # deliveries are recorded locally
+}
+
+
+def bench_environment() -> RunEnvironment:
+    return RunEnvironment(
+        db_name=DB_NAME,
+        redis_url=REDIS_URL,
+        api_port=API_PORT,
+        log_dir=LOG_DIR,
+        settings_module="config.settings.bench",
+        variables=VARIABLES,
+    )

@@ -1,0 +1,159 @@
+"""Figures from the samples, the database and the counters: percentiles, orders per second, and the
+cost of an order in Celery tasks, SQL statements and Redis commands."""
+
+import contextlib
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis
+
+from bench.instrumentation import COUNTS_KEY
+
+# Redis commands the benchmark itself causes: its counters (HINCRBY, see bench/instrumentation.py),
+# and its snapshots (INFO; the one HGETALL of a snapshot is left in, as the saga reads hashes too).
+OWN_COMMANDS = ("hincrby", "info")
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """p50 / p95 / p99 by the nearest-rank method, rounded to 0.1."""
+    ordered = sorted(values)
+
+    def rank(share: float) -> float | None:
+        if not ordered:
+            return None
+        return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], 1)
+
+    return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99)}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    at: float  # time.time()
+    counts: dict[str, int]  # bench:counts (tasks, task:<name>, sql:api, sql:worker, requests...)
+    commands: dict[str, int]  # Redis commandstats calls per command, server-wide
+
+    def minus(self, earlier: "Snapshot") -> "Snapshot":
+        def delta(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+            return {key: value - before.get(key, 0) for key, value in now.items() if value != before.get(key, 0)}
+
+        return Snapshot(
+            at=self.at - earlier.at,
+            counts=delta(self.counts, earlier.counts),
+            commands=delta(self.commands, earlier.commands),
+        )
+
+    @property
+    def saga_commands(self) -> int:
+        return sum(calls for name, calls in self.commands.items() if name not in OWN_COMMANDS)
+
+
+def snapshot(client: redis.Redis) -> Snapshot:
+    stats = client.info("commandstats")
+    commands = {name.removeprefix("cmdstat_").split("|")[0]: 0 for name in stats}
+    for name, value in stats.items():
+        commands[name.removeprefix("cmdstat_").split("|")[0]] += int(value["calls"])
+    counts = {key.decode(): int(value) for key, value in client.hgetall(COUNTS_KEY).items()}
+    return Snapshot(at=time.time(), counts=counts, commands=commands)
+
+
+def per_order(window: Snapshot, orders: int) -> dict:
+    """The cost of one order over a steady-state window: counts in the window / orders completed in it."""
+    if not orders:
+        return {}
+    tasks_by_name = {
+        key.removeprefix("task:"): round(value / orders, 2)
+        for key, value in sorted(window.counts.items())
+        if key.startswith("task:")
+    }
+    sql_api = window.counts.get("sql:api", 0)
+    sql_worker = window.counts.get("sql:worker", 0)
+    return {
+        "tasks_per_order": round(window.counts.get("tasks", 0) / orders, 2),
+        "tasks_by_name_per_order": tasks_by_name,
+        "sql_queries_per_order": round((sql_api + sql_worker) / orders, 1),
+        "sql_queries_per_order_api": round(sql_api / orders, 1),
+        "sql_queries_per_order_workers": round(sql_worker / orders, 1),
+        "redis_commands_per_order": round(window.saga_commands / orders, 1),
+        "redis_commands_by_name_per_order": {
+            name: round(calls / orders, 2)
+            for name, calls in sorted(window.commands.items(), key=lambda item: -item[1])
+            if name not in OWN_COMMANDS
+        },
+    }
+
+
+@dataclass(frozen=True)
+class OrderTimes:
+    order_id: int
+    status: str
+    created_at: float  # epoch seconds
+    decided_at: float | None  # completed_at or failed_at
+
+    @property
+    def e2e_ms(self) -> float | None:
+        return None if self.decided_at is None else (self.decided_at - self.created_at) * 1000
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def order_times(order_ids: list[int]) -> list[OrderTimes]:
+    from apps.orders.models import Order
+
+    rows = Order.objects.filter(pk__in=order_ids).values_list("pk", "status", "created_at", "completed_at", "failed_at")
+    return [
+        OrderTimes(pk, status, created.timestamp(), _epoch(completed) or _epoch(failed))
+        for pk, status, created, completed, failed in rows
+    ]
+
+
+def per_second(moments: list[float], *, start: float) -> list[int]:
+    """How many of `moments` (epoch seconds) fall in each second after `start`."""
+    if not moments:
+        return []
+    bins = [0] * (int(max(moments) - start) + 1)
+    for moment in moments:
+        if moment >= start:
+            bins[int(moment - start)] += 1
+    return bins
+
+
+@contextlib.contextmanager
+def window_marks(counters: redis.Redis, *, start: float, end: float) -> Iterator[dict[str, Snapshot]]:
+    """Snapshots of the counters taken at the epoch times `start` and `end` while the block runs the load;
+    after the block, marks["end"].minus(marks["start"]) is the window's cost."""
+    marks: dict[str, Snapshot] = {}
+
+    def mark() -> None:
+        time.sleep(max(0.0, start - time.time()))
+        marks["start"] = snapshot(counters)
+        time.sleep(max(0.0, end - time.time()))
+        marks["end"] = snapshot(counters)
+
+    thread = threading.Thread(target=mark, name="window-marks", daemon=True)
+    thread.start()
+    yield marks
+    thread.join()
+
+
+@contextlib.contextmanager
+def ticking(say: Callable[[str], None], line: Callable[[], str], *, every: float = 5.0) -> Iterator[None]:
+    """Print `line()` every `every` seconds while the block runs: the progress of a phase."""
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every):
+            say(line())
+
+    thread = threading.Thread(target=tick, name="progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
