@@ -66,6 +66,9 @@ def order_lock(order_id: int) -> Iterator[None]:
         lock_key(order_id),
         timeout=settings.ORDER_LOCK_LEASE_SECONDS,
         blocking_timeout=settings.ORDER_LOCK_WAIT_SECONDS,
+        # The lock is held for a few milliseconds; redis-py's default poll of 100 ms would park a worker
+        # process for most of that time whenever two results of one order arrive together.
+        sleep=settings.ORDER_LOCK_POLL_SECONDS,
     )
     if not lock.acquire():
         raise OrderLockBusy(f"order {order_id} is locked by another step result")

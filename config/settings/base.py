@@ -99,6 +99,7 @@ SAGA_DEADLINE_SECONDS = env.int("SAGA_DEADLINE_SECONDS", default=60)
 SAGA_PROCESS_TTL_SECONDS = SAGA_DEADLINE_SECONDS + env.int("SAGA_PROCESS_TTL_MARGIN", default=600)
 ORDER_LOCK_LEASE_SECONDS = env.float("ORDER_LOCK_LEASE_SECONDS", default=10.0)
 ORDER_LOCK_WAIT_SECONDS = env.float("ORDER_LOCK_WAIT_SECONDS", default=2.0)
+ORDER_LOCK_POLL_SECONDS = env.float("ORDER_LOCK_POLL_SECONDS", default=0.005)
 EVENT_ROUTES_MODULE = "config.event_routes"
 # The outbox relay: an event's task not dispatched within the grace, or not handled within the timeout,
 # is sent again; after OUTBOX_MAX_DISPATCHES it is parked for an operator (admin).
