@@ -1,13 +1,12 @@
 """Writing, dispatching and marking the outbox's rows (eventbus.models.OutboxMessage)."""
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError
 from django.db.models import F
 from django.utils import timezone
 
@@ -54,41 +53,24 @@ def send_all(dispatches: Sequence[Dispatch]) -> list[int]:
     return sent
 
 
-@contextmanager
-def _bookkeeping() -> Iterator[None]:
-    """A transaction for the outbox's marks (dispatched, handled, failed). They are advisory: losing one
-    in a database crash only makes the relay send a task again, which changes nothing the second time.
-    So they commit without waiting for the WAL flush, which saves a disk flush per mark, on the hot path.
-    Inside a caller's transaction they simply join it (and its durability)."""
-    if connection.in_atomic_block:
-        yield
-        return
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        yield
-
-
 def dispatch_all(dispatches: Sequence[Dispatch]) -> None:
     """On commit of the publishing transaction: send the tasks and record which were sent."""
     sent = send_all(dispatches)
     if not sent:
         return
     try:
-        with _bookkeeping():
-            OutboxMessage.objects.filter(pk__in=sent).update(
-                dispatched_at=timezone.now(), dispatch_count=F("dispatch_count") + 1
-            )
+        OutboxMessage.objects.filter(pk__in=sent).update(
+            dispatched_at=timezone.now(), dispatch_count=F("dispatch_count") + 1
+        )
     except DatabaseError:
         # The tasks are on their way; without the mark, the relay sends them once more (harmless).
         logger.warning("Could not mark %d outbox rows dispatched", len(sent), exc_info=True)
 
 
 def outbox_mark_handled(*, event_id: str, listener: str) -> None:
-    with _bookkeeping():
-        OutboxMessage.objects.filter(event_id=event_id, listener=listener, handled_at__isnull=True).update(
-            handled_at=timezone.now()
-        )
+    OutboxMessage.objects.filter(event_id=event_id, listener=listener, handled_at__isnull=True).update(
+        handled_at=timezone.now()
+    )
 
 
 def outbox_mark_failed(*, event_id: str, listener: str, error: str, park: bool) -> None:
@@ -97,5 +79,4 @@ def outbox_mark_failed(*, event_id: str, listener: str, error: str, park: bool) 
     now = timezone.now()
     changes: dict[str, Any] = {"failure_count": F("failure_count") + 1, "last_error": error[:2000]}
     changes |= {"parked_at": now} if park else {"dispatched_at": now}
-    with _bookkeeping():
-        OutboxMessage.objects.filter(event_id=event_id, listener=listener, handled_at__isnull=True).update(**changes)
+    OutboxMessage.objects.filter(event_id=event_id, listener=listener, handled_at__isnull=True).update(**changes)
