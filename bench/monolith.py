@@ -14,6 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.balance.models import Balance, BalanceTransaction, TransactionKind
+from apps.coupons.errors import CouponNotUsable
 from apps.coupons.models import Coupon, UserCoupon, UserCouponStatus
 from apps.coupons.selectors import usable_coupon_for_order
 from apps.orders.models import Order, OrderItem, OrderStatus
@@ -34,10 +35,6 @@ class InsufficientStock(ApplicationError):
 
 class InsufficientBalance(ApplicationError):
     code = "insufficient_balance"
-
-
-class CouponAlreadyUsed(ApplicationError):
-    code = "coupon_not_usable"
 
 
 class PaymentDeclined(ApplicationError):
@@ -87,7 +84,7 @@ def _use_coupon(*, order: Order, user_coupon_id: int, now) -> None:
         pk=user_coupon_id, user_id=order.user_id, status=UserCouponStatus.UNUSED, coupon_id__in=unexpired
     ).update(status=UserCouponStatus.USED, used_by_order_id=order.pk, used_at=now)
     if not used:
-        raise CouponAlreadyUsed("This coupon can no longer be used.")
+        raise CouponNotUsable("This coupon can no longer be used.")
 
 
 def _deduct_stock(*, order: Order, quantities: dict[int, int]) -> None:

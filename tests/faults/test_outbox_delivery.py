@@ -1,12 +1,16 @@
 """No event is lost between the database and the worker: the outbox relay sends again what never left,
 and what the broker lost."""
 
+import psycopg
 import pytest
+from django.db import connection
 
 from apps.orders.models import Order
 from chaos.invariants import violations
 from config.celery import app
+from eventbus.listeners import _bookkeep
 from eventbus.models import OutboxMessage
+from eventbus.outbox import outbox_mark_handled
 from eventbus.relay import outbox_relay
 from tests.saga.conftest import settled
 from tests.saga_worker import queued_messages, running_worker
@@ -95,3 +99,18 @@ def test_a_row_for_a_listener_that_no_longer_exists_is_parked_and_does_not_block
     poisoned.refresh_from_db()
     assert poisoned.parked_at is not None and poisoned.last_error == "no such listener task"
     assert queued_messages() == 2
+
+
+def test_a_listener_whose_database_connection_was_cut_still_closes_its_row(an_order):
+    # given a handled listener's row, and its worker's database connection cut (pg_terminate_backend)
+    row = OutboxMessage.objects.filter(order_id=an_order, listener="apps.balance.tasks.use_balance_task").get()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [pid] = cursor.fetchone()
+    with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    # when the listener closes its row, then the row is handled, on a fresh connection
+    _bookkeep(lambda: outbox_mark_handled(event_id=str(row.event_id), listener=row.listener))
+    row.refresh_from_db()
+    assert row.handled_at is not None
