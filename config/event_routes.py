@@ -1,7 +1,9 @@
 """The whole saga in one table: which event goes to which listeners.
 
 Each listener is a Celery task, dispatched with the event's envelope when the publishing transaction
-commits (eventbus.bus). Each task runs on its app's own queue (settings.CELERY_TASK_ROUTES).
+commits (eventbus.bus). Each task runs on its app's own queue (settings.CELERY_TASK_ROUTES), except the
+inline ones: those run in the publishing worker right after its commit, and go to their queue only if
+that first run fails. Every listener, inline or not, has its outbox row.
 
     OrderCreated ──► balance, coupon, stock steps ──► their results ──► orders decides once:
         all SUCCESS ──► OrderPaymentWaited ──► pay ──► PaymentPaid ──► complete ──► OrderCompleted
@@ -22,7 +24,7 @@ from apps.payments import tasks as payments
 from apps.payments.events import PaymentCanceled, PaymentFailed, PaymentPaid
 from apps.products import tasks as products
 from apps.products.events import StockDeducted, StockDeductFailed, StockRestored
-from eventbus.bus import only_if
+from eventbus.bus import inline, only_if
 
 
 def has_coupon(event: OrderCreated | OrderFailed) -> bool:
@@ -32,19 +34,21 @@ def has_coupon(event: OrderCreated | OrderFailed) -> bool:
 ROUTES = {
     # 1. The order is created: three steps in parallel (no coupon: nothing to use, and it counts as SUCCESS).
     OrderCreated: (balance.use_balance_task, only_if(has_coupon, coupons.use_coupon_task), products.deduct_stock_task),
-    # 2. Each step reports; the orders app records it and decides once no step is pending.
-    BalanceUsed: (orders.record_step_result_task,),
-    BalanceUseFailed: (orders.record_step_result_task,),
-    CouponUsed: (orders.record_step_result_task,),
-    CouponUseFailed: (orders.record_step_result_task,),
-    StockDeducted: (orders.record_step_result_task,),
-    StockDeductFailed: (orders.record_step_result_task,),
-    # 3. All steps succeeded: pay.
+    # 2. Each step reports; the orders app records it and decides once no step is pending. Recording is a
+    #    few milliseconds of Redis and one conditional UPDATE: it runs inline, in the step's own worker.
+    BalanceUsed: (inline(orders.record_step_result_task),),
+    BalanceUseFailed: (inline(orders.record_step_result_task),),
+    CouponUsed: (inline(orders.record_step_result_task),),
+    CouponUseFailed: (inline(orders.record_step_result_task),),
+    StockDeducted: (inline(orders.record_step_result_task),),
+    StockDeductFailed: (inline(orders.record_step_result_task),),
+    # 3. All steps succeeded: pay (the gateway is remote and slow: on the payments queue); paid: complete.
     OrderPaymentWaited: (payments.pay_task,),
-    PaymentPaid: (orders.complete_order_task,),
+    PaymentPaid: (inline(orders.complete_order_task),),
     PaymentFailed: (orders.fail_order_task,),
-    # 4. Completed: the rank grows and the order goes to the data platform.
-    OrderCompleted: (products.add_to_rank_task, dataplatform.deliver_order_task),
+    # 4. Completed: the rank grows (one Redis script, inline) and the order goes to the data platform
+    #    (remote, retried with backoff: on its queue).
+    OrderCompleted: (inline(products.add_to_rank_task), dataplatform.deliver_order_task),
     # 5. Paid but not completable: cancel the payment, then fail the order.
     OrderCompleteFailed: (payments.cancel_payment_task,),
     PaymentCanceled: (orders.fail_order_task,),

@@ -21,9 +21,10 @@ class Dispatch:
     message_id: int
     task: Task
     envelope: dict[str, Any]
+    inline: bool = False  # run in this process after the commit (eventbus.bus.inline)
 
 
-def outbox_write(*, event: DomainEvent, envelope: dict[str, Any], task: Task) -> Dispatch:
+def outbox_write(*, event: DomainEvent, envelope: dict[str, Any], task: Task, inline: bool = False) -> Dispatch:
     message = OutboxMessage.objects.create(
         event_id=envelope["event_id"],
         event_type=envelope["event_type"],
@@ -31,7 +32,7 @@ def outbox_write(*, event: DomainEvent, envelope: dict[str, Any], task: Task) ->
         order_id=getattr(event, "order_id", None),
         envelope=envelope,
     )
-    return Dispatch(message_id=message.pk, task=task, envelope=envelope)
+    return Dispatch(message_id=message.pk, task=task, envelope=envelope, inline=inline)
 
 
 def dispatch(task: Task, envelope: dict[str, Any]) -> None:
@@ -54,7 +55,26 @@ def send_all(dispatches: Sequence[Dispatch]) -> list[int]:
 
 
 def dispatch_all(dispatches: Sequence[Dispatch]) -> None:
-    """On commit of the publishing transaction: send the tasks and record which were sent."""
+    """On commit of the publishing transaction: send the queued listeners' tasks and record which were
+    sent, then run the inline listeners here."""
+    _send_and_mark([pending for pending in dispatches if not pending.inline])
+    for pending in dispatches:
+        if pending.inline:
+            run_inline(pending)
+
+
+def run_inline(pending: Dispatch) -> None:
+    """Run a listener in this process (its task base marks the row handled). If it fails, for any
+    reason, its task goes to its queue, where the listener's own retry policy takes over; if this
+    process dies first, the relay sends the row that was never marked dispatched."""
+    try:
+        pending.task(pending.envelope)
+    except Exception:
+        logger.warning("Inline listener %s failed; sending it to its queue", pending.task.name, exc_info=True)
+        _send_and_mark([pending])
+
+
+def _send_and_mark(dispatches: Sequence[Dispatch]) -> None:
     sent = send_all(dispatches)
     if not sent:
         return

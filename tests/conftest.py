@@ -111,6 +111,14 @@ def published_envelopes():
 
 
 @pytest.fixture
+def listeners_on_queues(settings):
+    """Every listener goes through its queue, the inline ones too (EVENTBUS_INLINE_LISTENERS off): step
+    results wait in the broker instead of being recorded by the step's own process, for tests that
+    deliver them, lose them or race them themselves."""
+    settings.EVENTBUS_INLINE_LISTENERS = False
+
+
+@pytest.fixture
 def saga_worker(transactional_db):
     """A real Celery worker (thread pool) consuming every saga queue from the real Redis broker."""
     with running_worker() as worker:

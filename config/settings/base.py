@@ -101,6 +101,9 @@ ORDER_LOCK_LEASE_SECONDS = env.float("ORDER_LOCK_LEASE_SECONDS", default=10.0)
 ORDER_LOCK_WAIT_SECONDS = env.float("ORDER_LOCK_WAIT_SECONDS", default=2.0)
 ORDER_LOCK_POLL_SECONDS = env.float("ORDER_LOCK_POLL_SECONDS", default=0.005)
 EVENT_ROUTES_MODULE = "config.event_routes"
+# Listeners the routes mark inline run in the publishing worker after its commit; False sends every
+# listener through its queue (to scale the orders app's listeners apart from the steps, say).
+EVENTBUS_INLINE_LISTENERS = env.bool("EVENTBUS_INLINE_LISTENERS", default=True)
 # The outbox relay: an event's task not dispatched within the grace, or not handled within the timeout,
 # is sent again; after OUTBOX_MAX_DISPATCHES it is parked for an operator (admin).
 OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=2.0)

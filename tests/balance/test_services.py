@@ -1,5 +1,6 @@
 import pytest
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from apps.balance.errors import BalanceLimitExceeded
 from apps.balance.events import BalanceRefunded, BalanceUsed, BalanceUseFailed
@@ -19,14 +20,15 @@ def ledger(user) -> list[tuple[str, int, int, int | None]]:
     return [(txn.kind, txn.amount, txn.balance_after, txn.order_id) for txn in ledger_of(user_id=user.pk)]
 
 
-def dispatched(callbacks) -> list[tuple[str, str]]:
-    """(listener task, event type) of each dispatch the on-commit callbacks made, read from the outbox
-    rows they marked dispatched."""
-    before = set(OutboxMessage.objects.filter(dispatched_at__isnull=False).values_list("pk", flat=True))
+def handed_on(callbacks) -> list[tuple[str, str]]:
+    """(listener task, event type) of each listener the on-commit callbacks sent to its queue or ran
+    inline, read from the outbox rows they marked dispatched or handled."""
+    handed = Q(dispatched_at__isnull=False) | Q(handled_at__isnull=False)
+    before = set(OutboxMessage.objects.filter(handed).values_list("pk", flat=True))
     for callback in callbacks:
         callback()
-    sent = OutboxMessage.objects.filter(dispatched_at__isnull=False).exclude(pk__in=before).order_by("pk")
-    return list(sent.values_list("listener", "event_type"))
+    rows = OutboxMessage.objects.filter(handed).exclude(pk__in=before).order_by("pk")
+    return list(rows.values_list("listener", "event_type"))
 
 
 # --- balance_charge ----------------------------------------------------------------------------
@@ -133,7 +135,7 @@ def test_use_takes_the_amount_and_publishes_balance_used_once_on_commit(
     assert ledger(user)[-1] == (TransactionKind.USE, 3_000, 7_000, 101)
     assert BalanceStep.objects.get(order_id=101).state == StepState.APPLIED
     assert published_events == [BalanceUsed(order_id=101, user_id=user.pk, amount=3_000)]
-    assert dispatched(callbacks) == [("apps.orders.tasks.record_step_result_task", "BalanceUsed")]
+    assert handed_on(callbacks) == [("apps.orders.tasks.record_step_result_task", "BalanceUsed")]
 
 
 def test_a_use_rolled_back_with_its_callers_transaction_dispatches_nothing_and_can_run_again(

@@ -58,7 +58,7 @@ def decisions(published_events, order_id: int) -> list[str]:
 
 
 @pytest.fixture
-def orders_with_steps_done(make_user, make_product, give_coupon):
+def orders_with_steps_done(make_user, make_product, give_coupon, listeners_on_queues):
     """`count` orders with a coupon each whose three steps have run; `stock` decides whether the stock step
     succeeds. Their step results were purged from the broker: the test delivers them itself."""
 

@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 from django.db import transaction
 
+from apps.payments.events import PaymentFailed
 from apps.products.events import StockDeducted, StockRestored
 from common.redis import redis_client
 from eventbus import publish
@@ -55,24 +56,29 @@ def test_a_rolled_back_transaction_dispatches_nothing():
     assert queued_tasks() == {}
 
 
+def payment_failed(order_id: int) -> PaymentFailed:
+    """An event whose one listener (fail_order_task) runs on its queue."""
+    return PaymentFailed(order_id=order_id, payment_id=None, reason="declined")
+
+
 def test_an_event_published_in_a_rolled_back_savepoint_is_not_dispatched_when_the_outer_transaction_commits():
     # when
     with transaction.atomic():
-        kept = publish(StockDeducted(order_id=1))
+        kept = publish(payment_failed(1))
         with pytest.raises(RuntimeError), transaction.atomic():
-            publish(StockDeducted(order_id=2))
+            publish(payment_failed(2))
             raise RuntimeError("the inner block fails")
 
     # then
-    assert queued_tasks() == {"orders": [("apps.orders.tasks.record_step_result_task", (kept,))]}
+    assert queued_tasks() == {"orders": [("apps.orders.tasks.fail_order_task", (kept,))]}
 
 
 def test_outside_a_transaction_the_listeners_tasks_leave_at_once():
     # when
-    envelope = publish(StockDeducted(order_id=42))
+    envelope = publish(payment_failed(42))
 
     # then
-    assert queued_tasks() == {"orders": [("apps.orders.tasks.record_step_result_task", (envelope,))]}
+    assert queued_tasks() == {"orders": [("apps.orders.tasks.fail_order_task", (envelope,))]}
 
 
 def test_an_event_without_listeners_dispatches_nothing_but_is_still_published(published_events):
@@ -107,14 +113,14 @@ def test_a_receiver_gets_the_event_and_its_envelope_synchronously_for_its_sender
 def test_every_publish_dispatches_its_own_envelope():
     # when
     with transaction.atomic():
-        first = publish(StockDeducted(order_id=1))
-        second = publish(StockDeducted(order_id=1))
+        first = publish(payment_failed(1))
+        second = publish(payment_failed(1))
 
     # then
     assert first["event_id"] != second["event_id"]
     assert queued_tasks() == {
         "orders": [
-            ("apps.orders.tasks.record_step_result_task", (first,)),
-            ("apps.orders.tasks.record_step_result_task", (second,)),
+            ("apps.orders.tasks.fail_order_task", (first,)),
+            ("apps.orders.tasks.fail_order_task", (second,)),
         ]
     }

@@ -21,8 +21,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def queued_order(make_user, make_product, place_order, order_created_envelope):
-    """An order whose step tasks were taken off the broker: the test delivers them itself."""
+def queued_order(make_user, make_product, place_order, order_created_envelope, listeners_on_queues):
+    """An order whose step tasks were taken off the broker: the test delivers them (and their results)
+    itself."""
 
     def place(*, balance: int = 50_000, stock: int = 5, quantity: int = 2):
         user = make_user(balance=balance)

@@ -28,7 +28,9 @@ def an_order(make_user, make_product, place_order):
     return place
 
 
-def test_a_stale_order_whose_steps_all_ran_is_decided_from_the_participants_records(an_order, settings):
+def test_a_stale_order_whose_steps_all_ran_is_decided_from_the_participants_records(
+    an_order, settings, listeners_on_queues
+):
     # given both steps took effect, but Redis lost every result
     settings.SAGA_RECONCILE_AFTER_SECONDS = 1
     order, product = an_order(age_seconds=2)
@@ -46,7 +48,7 @@ def test_a_stale_order_whose_steps_all_ran_is_decided_from_the_participants_reco
     }
 
 
-def test_a_stale_order_with_a_failed_step_is_failed_with_that_steps_reason(an_order, settings):
+def test_a_stale_order_with_a_failed_step_is_failed_with_that_steps_reason(an_order, settings, listeners_on_queues):
     settings.SAGA_RECONCILE_AFTER_SECONDS = 1
     order, product = an_order(age_seconds=2, stock=1)
     balance_use(order_id=order.pk, user_id=order.user_id, amount=order.total_price)

@@ -1,0 +1,104 @@
+"""Inline listeners (eventbus.bus.inline): run by the publishing process right after its commit, with an
+outbox row like any other, falling back to their queue when that run fails, and sent by the relay when
+the process died before running them."""
+
+import pytest
+from django.db import connection, transaction
+
+from apps.orders.process import PENDING, SUCCESS, lock_key, read_steps
+from apps.products.events import StockDeducted
+from common.redis import redis_client
+from eventbus import publish
+from eventbus.models import OutboxMessage
+from eventbus.relay import outbox_relay
+from tests.eventbus.test_bus import queued_tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RECORD = "apps.orders.tasks.record_step_result_task"  # StockDeducted's one listener, inline in the routes
+
+
+@pytest.fixture
+def order_id(make_user, make_product, place_order) -> int:
+    """An order whose step tasks wait in the broker (no worker runs here)."""
+    user = make_user(balance=50_000)
+    order_id = place_order(user, [(make_product(price=10_000, stock=5).pk, 1)])
+    redis_client().delete("balance", "products")
+    return order_id
+
+
+def stock_step(order_id: int) -> str:
+    return read_steps([order_id])[order_id]["stock"]
+
+
+def row_of(envelope: dict) -> OutboxMessage:
+    return OutboxMessage.objects.get(event_id=envelope["event_id"], listener=RECORD)
+
+
+def test_an_inline_listener_runs_in_the_publishing_process_after_the_commit_never_before(order_id):
+    # when
+    with transaction.atomic():
+        envelope = publish(StockDeducted(order_id=order_id))
+
+        # then, before the commit: nothing recorded
+        assert stock_step(order_id) == PENDING
+
+    # then, after it: recorded by this process, its row handled, no task queued
+    assert stock_step(order_id) == SUCCESS
+    row = row_of(envelope)
+    assert row.handled_at is not None and row.dispatched_at is None and row.dispatch_count == 0
+    assert queued_tasks() == {}
+
+
+def test_an_inline_listener_of_a_rolled_back_transaction_never_runs(order_id):
+    # when
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publish(StockDeducted(order_id=order_id))
+        raise RuntimeError("the publishing transaction fails")
+
+    # then
+    assert stock_step(order_id) == PENDING
+    assert not OutboxMessage.objects.filter(listener=RECORD).exists()
+    assert queued_tasks() == {}
+
+
+def test_an_inline_listener_that_fails_goes_to_its_queue_and_the_publisher_does_not_see_the_failure(order_id, settings):
+    # given: another holder keeps the order's lock, so recording here gives up (OrderLockBusy)
+    settings.ORDER_LOCK_WAIT_SECONDS = 0.05
+    redis_client().set(lock_key(order_id), "someone else", ex=30)
+
+    # when
+    with transaction.atomic():
+        envelope = publish(StockDeducted(order_id=order_id))
+
+    # then: nothing recorded here; the task waits on the orders queue, its row marked dispatched
+    assert stock_step(order_id) == PENDING
+    assert queued_tasks() == {"orders": [(RECORD, (envelope,))]}
+    row = row_of(envelope)
+    assert row.handled_at is None and row.dispatched_at is not None and row.dispatch_count == 1
+
+
+def test_an_inline_listener_whose_process_died_after_the_commit_is_sent_by_the_relay(order_id, settings):
+    # given: the commit happened, but the process died before its on-commit work (the hooks are lost)
+    with transaction.atomic():
+        envelope = publish(StockDeducted(order_id=order_id))
+        connection.run_on_commit.clear()
+    assert stock_step(order_id) == PENDING
+    settings.OUTBOX_DISPATCH_GRACE_SECONDS = 0
+
+    # when
+    assert outbox_relay() == 1
+
+    # then: the relay sent it to the listener's queue, like any row never dispatched
+    assert queued_tasks() == {"orders": [(RECORD, (envelope,))]}
+    assert row_of(envelope).dispatch_count == 1
+
+
+def test_with_inline_listeners_turned_off_every_listener_goes_through_its_queue(order_id, settings):
+    settings.EVENTBUS_INLINE_LISTENERS = False
+
+    with transaction.atomic():
+        envelope = publish(StockDeducted(order_id=order_id))
+
+    assert stock_step(order_id) == PENDING
+    assert queued_tasks() == {"orders": [(RECORD, (envelope,))]}
