@@ -16,7 +16,9 @@ already COMPENSATED and does nothing.
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import IntegrityError, models, transaction
+from django.db import models, transaction
+
+from common.db import insert_or_skip
 
 
 class StepState(models.TextChoices):
@@ -66,11 +68,10 @@ def _outcome_of(record: OrderStepRecord, *, repeated: bool) -> StepOutcome:
 
 def _claim(model: type[OrderStepRecord], order_id: int, state: str, reason: str = ""):
     """Insert the order's record, or lock and return the existing one. Returns (record, created)."""
-    try:
-        with transaction.atomic():
-            return model.objects.create(order_id=order_id, state=state, reason=reason), True
-    except IntegrityError:
-        return model.objects.select_for_update().get(order_id=order_id), False
+    record = model(order_id=order_id, state=state, reason=reason)
+    if insert_or_skip(record, unique="order_id"):
+        return record, True
+    return model.objects.select_for_update().get(order_id=order_id), False
 
 
 def run_step(model: type[OrderStepRecord], *, order_id: int, apply: Callable[[], None]) -> StepOutcome:

@@ -1,12 +1,16 @@
 """The base of every listener task: it closes its outbox row.
 
-On success the row is marked handled, so the relay stops sending it. A retry records the error and
+On success the row is marked handled, so the relay stops sending it. Listeners that run inline inside
+another listener's task (eventbus.bus.inline) hand their marks to that outermost task, which writes
+them all with its own in one statement when it ends, however it ends. A retry records the error and
 leaves the row to the task's own backoff. A final failure parks the row: an operator sees it in admin
 and can send it again; nothing is dropped in silence.
 """
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Task
@@ -15,6 +19,7 @@ from django.db import DatabaseError, close_old_connections
 from eventbus.outbox import outbox_mark_failed, outbox_mark_handled
 
 logger = logging.getLogger(__name__)
+_running = threading.local()  # the handled marks of the outermost listener running in this thread
 
 
 def _envelope_of(args: tuple, kwargs: dict) -> dict[str, Any] | None:
@@ -37,12 +42,28 @@ def _bookkeep(write: Callable[[], None]) -> None:
             close_old_connections()
 
 
+@contextmanager
+def _handled_marks() -> Iterator[list[tuple[str, str]]]:
+    """The list to add (event id, listener) marks to: the outermost listener's, written when it ends."""
+    marks = getattr(_running, "marks", None)
+    if marks is not None:
+        yield marks
+        return
+    _running.marks = marks = []
+    try:
+        yield marks
+    finally:
+        _running.marks = None
+        _bookkeep(lambda: outbox_mark_handled(marks))
+
+
 class ListenerTask(Task):
     def __call__(self, *args, **kwargs):
-        result = super().__call__(*args, **kwargs)
         envelope = _envelope_of(args, kwargs)
-        if envelope is not None:
-            _bookkeep(lambda: outbox_mark_handled(event_id=envelope["event_id"], listener=self.name))
+        with _handled_marks() as marks:
+            result = super().__call__(*args, **kwargs)
+            if envelope is not None:
+                marks.append((envelope["event_id"], self.name))
         return result
 
     def on_retry(self, exc, task_id, args, kwargs, einfo) -> None:

@@ -7,11 +7,12 @@ from typing import Any
 
 from celery import Task
 from django.db import DatabaseError
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from eventbus.events import DomainEvent
 from eventbus.models import OutboxMessage
+from eventbus.routing import Listener
 
 logger = logging.getLogger(__name__)
 
@@ -24,15 +25,22 @@ class Dispatch:
     inline: bool = False  # run in this process after the commit (eventbus.bus.inline)
 
 
-def outbox_write(*, event: DomainEvent, envelope: dict[str, Any], task: Task, inline: bool = False) -> Dispatch:
-    message = OutboxMessage.objects.create(
-        event_id=envelope["event_id"],
-        event_type=envelope["event_type"],
-        listener=task.name,
-        order_id=getattr(event, "order_id", None),
-        envelope=envelope,
+def outbox_write(*, event: DomainEvent, envelope: dict[str, Any], listeners: Sequence[Listener]) -> list[Dispatch]:
+    """One row per listener, all in one INSERT, in the caller's transaction."""
+    messages = OutboxMessage.objects.bulk_create(
+        OutboxMessage(
+            event_id=envelope["event_id"],
+            event_type=envelope["event_type"],
+            listener=listener.task.name,
+            order_id=getattr(event, "order_id", None),
+            envelope=envelope,
+        )
+        for listener in listeners
     )
-    return Dispatch(message_id=message.pk, task=task, envelope=envelope, inline=inline)
+    return [
+        Dispatch(message_id=message.pk, task=listener.task, envelope=envelope, inline=listener.inline)
+        for message, listener in zip(messages, listeners, strict=True)
+    ]
 
 
 def dispatch(task: Task, envelope: dict[str, Any]) -> None:
@@ -87,10 +95,14 @@ def _send_and_mark(dispatches: Sequence[Dispatch]) -> None:
         logger.warning("Could not mark %d outbox rows dispatched", len(sent), exc_info=True)
 
 
-def outbox_mark_handled(*, event_id: str, listener: str) -> None:
-    OutboxMessage.objects.filter(event_id=event_id, listener=listener, handled_at__isnull=True).update(
-        handled_at=timezone.now()
-    )
+def outbox_mark_handled(handled: Sequence[tuple[str, str]]) -> None:
+    """Mark the rows of these (event id, listener) pairs handled, in one statement."""
+    if not handled:
+        return
+    rows = Q()
+    for event_id, listener in handled:
+        rows |= Q(event_id=event_id, listener=listener)
+    OutboxMessage.objects.filter(rows, handled_at__isnull=True).update(handled_at=timezone.now())
 
 
 def outbox_mark_failed(*, event_id: str, listener: str, error: str, park: bool) -> None:

@@ -8,6 +8,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.dataplatform.models import Delivery, DeliveryStatus
+from common.db import insert_or_skip
 from common.errors import ApplicationError, RetryableError
 
 DONE = (DeliveryStatus.SENT, DeliveryStatus.RECORDED)
@@ -24,8 +25,11 @@ class DeliveryRefused(Exception):
 
 
 def delivery_record(*, order_id: int, payload: dict) -> Delivery:
-    delivery, _ = Delivery.objects.get_or_create(order_id=order_id, defaults={"payload": payload})
-    return delivery
+    """The order's delivery: created by its first OrderCompleted, found by a repeat."""
+    delivery = Delivery(order_id=order_id, payload=payload)
+    if insert_or_skip(delivery, unique="order_id"):
+        return delivery
+    return Delivery.objects.get(order_id=order_id)
 
 
 def _post(url: str, delivery: Delivery) -> None:

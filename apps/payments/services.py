@@ -6,6 +6,7 @@ from django.utils import timezone
 from apps.payments.events import PaymentCanceled, PaymentFailed, PaymentPaid
 from apps.payments.gateway import get_gateway
 from apps.payments.models import Payment, PaymentStatus
+from common.db import insert_or_skip
 from common.errors import RetryableError
 from eventbus import publish
 
@@ -29,7 +30,9 @@ def payment_pay(*, order_id: int, user_id: int, amount: int) -> Payment | None:
     if amount <= 0:
         publish(PaymentFailed(order_id=order_id, payment_id=None, reason="the amount to pay must be greater than 0"))
         return None
-    payment, _ = Payment.objects.get_or_create(order_id=order_id, defaults={"user_id": user_id, "amount": amount})
+    payment = Payment(order_id=order_id, user_id=user_id, amount=amount)
+    if not insert_or_skip(payment, unique="order_id"):
+        payment = Payment.objects.get(order_id=order_id)
     if payment.status != PaymentStatus.READY:
         return payment  # decided and reported before; the outbox delivers that report
     result = get_gateway().pay(idempotency_key=f"payment-{payment.pk}", amount=payment.amount)
@@ -43,7 +46,8 @@ def payment_pay(*, order_id: int, user_id: int, amount: int) -> Payment | None:
         else:
             changes = {"status": PaymentStatus.FAILED, "failure_reason": result.reason[:255]}
         if Payment.objects.filter(pk=payment.pk, status=PaymentStatus.READY).update(**changes):
-            payment.refresh_from_db()
+            for field, value in changes.items():
+                setattr(payment, field, value)
             _publish_outcome(payment)
     return payment
 

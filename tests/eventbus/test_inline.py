@@ -7,6 +7,7 @@ from django.db import connection, transaction
 
 from apps.orders.process import PENDING, SUCCESS, lock_key, read_steps
 from apps.products.events import StockDeducted
+from apps.products.tasks import deduct_stock_task
 from common.redis import redis_client
 from eventbus import publish
 from eventbus.models import OutboxMessage
@@ -102,3 +103,18 @@ def test_with_inline_listeners_turned_off_every_listener_goes_through_its_queue(
 
     assert stock_step(order_id) == PENDING
     assert queued_tasks() == {"orders": [(RECORD, (envelope,))]}
+
+
+def test_a_listener_task_and_the_inline_listeners_it_ran_are_marked_handled_together_when_it_ends(order_id):
+    # when the stock step's task runs, and records its own result inline
+    created = OutboxMessage.objects.filter(order_id=order_id, event_type="OrderCreated").first().envelope
+    deduct_stock_task.apply(args=(created,))
+
+    # then both rows are handled, by one statement at the end of the task
+    rows = OutboxMessage.objects.filter(
+        order_id=order_id, listener__in=["apps.products.tasks.deduct_stock_task", RECORD]
+    ).values_list("listener", "handled_at")
+    handled = dict(rows)
+    assert set(handled) == {"apps.products.tasks.deduct_stock_task", RECORD}
+    assert None not in handled.values() and len(set(handled.values())) == 1
+    assert stock_step(order_id) == SUCCESS

@@ -111,6 +111,6 @@ def test_a_listener_whose_database_connection_was_cut_still_closes_its_row(an_or
         other.execute("SELECT pg_terminate_backend(%s)", [pid])
 
     # when the listener closes its row, then the row is handled, on a fresh connection
-    _bookkeep(lambda: outbox_mark_handled(event_id=str(row.event_id), listener=row.listener))
+    _bookkeep(lambda: outbox_mark_handled([(str(row.event_id), row.listener)]))
     row.refresh_from_db()
     assert row.handled_at is not None

@@ -35,6 +35,8 @@ def order_record_step(*, order_id: int, step: str, succeeded: bool, reason: str 
     succeeded, OrderFailed otherwise. Returns the event type published, if this call decided."""
     with order_lock(order_id):
         steps, reasons = record_step(order_id, step, succeeded=succeeded, reason=reason)
+        if any(steps[other] == PENDING for other in steps if other != "coupon"):
+            return None  # pending whether or not the order has a coupon: no need to read it
         order = Order.objects.filter(pk=order_id).only("id", "user_id", "user_coupon_id", "total_price").first()
         if order is None:
             logger.warning("Step result %s for unknown order %s", step, order_id)

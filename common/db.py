@@ -1,0 +1,32 @@
+"""Database helpers the ORM has no single statement for."""
+
+from django.db import connection, models
+
+
+def insert_or_skip(instance: models.Model, *, unique: str) -> bool:
+    """INSERT the instance unless a row with its value of the unique field `unique` exists; True if it
+    was inserted (the instance then has its primary key and counts as saved).
+
+    One statement, INSERT ... ON CONFLICT DO NOTHING: where get_or_create reads, then inserts inside a
+    savepoint (or a transaction of its own) and catches IntegrityError, this costs one round trip and is
+    just as safe under races: a concurrent insert of the same value waits for the first one's
+    transaction, then skips. Field defaults and auto_now(_add) apply as in save()."""
+    meta = instance._meta
+    fields = [field for field in meta.concrete_fields if field is not meta.auto_field]
+    values = [field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields]
+    quote = connection.ops.quote_name
+    returning = f" RETURNING {quote(meta.pk.column)}" if meta.auto_field else ""
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({quote(meta.get_field(unique).column)}) DO NOTHING{returning}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        if cursor.rowcount != 1:
+            return False
+        if meta.auto_field:
+            instance.pk = cursor.fetchone()[0]
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return True
