@@ -1,6 +1,7 @@
 """Domain events and their wire envelope (DESIGN.md §3)."""
 
 import dataclasses
+import functools
 import types
 import typing
 import uuid
@@ -33,7 +34,7 @@ class DomainEvent:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> "DomainEvent":
-        hints = typing.get_type_hints(cls)
+        hints = _type_hints(cls)
         values = {f.name: _from_json(hints[f.name], data[f.name]) for f in dataclasses.fields(cls) if f.name in data}
         return cls(**values)
 
@@ -54,6 +55,12 @@ def event_from_envelope(envelope: dict[str, Any]) -> DomainEvent:
     except KeyError:
         raise ValueError(f"unknown event type {envelope.get('event_type')!r}") from None
     return event_class.from_data(envelope["data"])
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """A class's resolved type hints, worked out once (typing.get_type_hints re-evaluates them each call)."""
+    return typing.get_type_hints(cls)
 
 
 def _to_json(value: Any) -> Any:
@@ -78,7 +85,7 @@ def _from_json(hint: Any, value: Any) -> Any:
         item_hint = typing.get_args(hint)[0]
         return tuple(_from_json(item_hint, item) for item in value)
     if dataclasses.is_dataclass(hint):
-        item_hints = typing.get_type_hints(hint)
+        item_hints = _type_hints(hint)
         return hint(**{key: _from_json(item_hints[key], item) for key, item in value.items()})
     if hint is datetime:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))

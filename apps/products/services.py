@@ -46,15 +46,17 @@ def stock_add(*, product_id: int, quantity: int) -> int:
 
 def _deduct_all(lines: Iterable[StockLine], order_id: int) -> None:
     # A fixed order (by product id) so that two orders locking the same rows never deadlock.
-    for line in sorted(lines, key=lambda item: item.product_id):
+    lines = sorted(lines, key=lambda item: item.product_id)
+    for line in lines:
         taken = Stock.objects.filter(product_id=line.product_id, quantity__gte=line.quantity).update(
             quantity=F("quantity") - line.quantity
         )
         if not taken:
             raise StepRejected(f"insufficient stock for product {line.product_id}")
-        StockMovement.objects.create(
-            product_id=line.product_id, kind=MovementKind.DEDUCT, delta=-line.quantity, order_id=order_id
-        )
+    StockMovement.objects.bulk_create(
+        StockMovement(product_id=line.product_id, kind=MovementKind.DEDUCT, delta=-line.quantity, order_id=order_id)
+        for line in lines
+    )
 
 
 @transaction.atomic
@@ -72,12 +74,13 @@ def stock_deduct(*, order_id: int, lines: Iterable[StockLine]) -> StepOutcome:
 
 
 def _restore_all(order_id: int) -> None:
-    deducted = StockMovement.objects.filter(order_id=order_id, kind=MovementKind.DEDUCT).order_by("product_id")
+    deducted = list(StockMovement.objects.filter(order_id=order_id, kind=MovementKind.DEDUCT).order_by("product_id"))
     for movement in deducted:
         Stock.objects.filter(product_id=movement.product_id).update(quantity=F("quantity") - movement.delta)
-        StockMovement.objects.create(
-            product_id=movement.product_id, kind=MovementKind.RESTORE, delta=-movement.delta, order_id=order_id
-        )
+    StockMovement.objects.bulk_create(
+        StockMovement(product_id=m.product_id, kind=MovementKind.RESTORE, delta=-m.delta, order_id=order_id)
+        for m in deducted
+    )
 
 
 @transaction.atomic
