@@ -64,10 +64,13 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# psycopg sends parameters apart from the SQL (no quoting in Python) and prepares the statements a
-# connection runs again and again: less CPU per query in the workers and in PostgreSQL (issue 4).
-DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
-    "DATABASE_SERVER_SIDE_BINDING", default=True
+# psycopg sends parameters apart from the SQL (no quoting in Python) and prepares a statement that a
+# connection runs for the DATABASE_PREPARE_THRESHOLD-th time (PostgreSQL then skips parsing and planning
+# it): less CPU per query in the workers and in PostgreSQL (issue 4). Both off behind a PgBouncer in
+# transaction mode older than 1.21 (DATABASE_SERVER_SIDE_BINDING=false, DATABASE_PREPARE_THRESHOLD=0).
+DATABASES["default"].setdefault("OPTIONS", {}).update(
+    server_side_binding=env.bool("DATABASE_SERVER_SIDE_BINDING", default=True),
+    prepare_threshold=env.int("DATABASE_PREPARE_THRESHOLD", default=5) or None,
 )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
