@@ -12,12 +12,11 @@ statistics when it counts the saga's Redis commands.
 
 import threading
 from collections.abc import Callable
-from functools import cache
 
-import redis
 from celery.signals import task_postrun, task_prerun
-from django.conf import settings
 from django.db.backends.signals import connection_created
+
+from common.redis import redis_client
 
 COUNTS_KEY = "bench:counts"
 _current = threading.local()
@@ -37,13 +36,10 @@ def _on_connection_created(sender, connection, **kwargs) -> None:
         connection.execute_wrappers.append(_count_query)
 
 
-@cache
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
-
-
 def _flush(counts: dict[str, int]) -> None:
-    pipeline = _redis().pipeline(transaction=False)
+    # The process's shared client: a client of its own, made lazily, raced between gunicorn's threads at
+    # the first requests, and the losing client closed its pool under a pipeline still using it.
+    pipeline = redis_client().pipeline(transaction=False)
     for field, amount in counts.items():
         pipeline.hincrby(COUNTS_KEY, field, amount)
     pipeline.execute()
