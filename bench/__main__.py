@@ -116,7 +116,13 @@ def run(options: argparse.Namespace) -> int:
         say(f"started {', '.join(f'{name} ({c.pid})' for name, c in fleet.children.items())}; API on :{API_PORT}")
         noop = phases.noop_ceiling(counters=counters, count=sizes.noop_tasks, say=say)
         saga, series["saga"] = phases.saga_closed_loop(
-            api_url=api_url, customers=shop["saga"], catalog=shop["catalog"], sizes=sizes, counters=counters, say=say
+            api_url=api_url,
+            customers=shop["saga"],
+            catalog=shop["catalog"],
+            sizes=sizes,
+            counters=counters,
+            groups=fleet.process_groups(),
+            say=say,
         )
         saga["half_load"], series["half_load"] = phases.saga_half_load(
             api_url=api_url,
@@ -136,6 +142,7 @@ def run(options: argparse.Namespace) -> int:
             catalog=shop["catalog"],
             sizes=sizes,
             counters=counters,
+            groups=fleet.process_groups(),
             say=say,
         )
         found["all orders, §5 but 5.4 (the monolith has no events)"] = violations(decisions=False)

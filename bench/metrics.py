@@ -3,6 +3,7 @@ cost of an order in Celery tasks, SQL statements and Redis commands."""
 
 import contextlib
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from datetime import datetime
 
 import redis
 
+from bench.cpu import cpu_seconds_by_part
 from bench.instrumentation import COUNTS_KEY
 
 # Redis commands the benchmark itself causes: its counters (HINCRBY, see bench/instrumentation.py),
@@ -35,15 +37,17 @@ class Snapshot:
     at: float  # time.time()
     counts: dict[str, int]  # bench:counts (tasks, task:<name>, sql:api, sql:worker, requests...)
     commands: dict[str, int]  # Redis commandstats calls per command, server-wide
+    cpu: dict[str, float]  # CPU seconds by part of the system (bench.cpu)
 
     def minus(self, earlier: "Snapshot") -> "Snapshot":
-        def delta(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+        def delta(now: dict, before: dict) -> dict:
             return {key: value - before.get(key, 0) for key, value in now.items() if value != before.get(key, 0)}
 
         return Snapshot(
             at=self.at - earlier.at,
             counts=delta(self.counts, earlier.counts),
             commands=delta(self.commands, earlier.commands),
+            cpu=delta(self.cpu, earlier.cpu),
         )
 
     @property
@@ -51,13 +55,13 @@ class Snapshot:
         return sum(calls for name, calls in self.commands.items() if name not in OWN_COMMANDS)
 
 
-def snapshot(client: redis.Redis) -> Snapshot:
+def snapshot(client: redis.Redis, groups: dict[int, str]) -> Snapshot:
     stats = client.info("commandstats")
     commands = {name.removeprefix("cmdstat_").split("|")[0]: 0 for name in stats}
     for name, value in stats.items():
         commands[name.removeprefix("cmdstat_").split("|")[0]] += int(value["calls"])
     counts = {key.decode(): int(value) for key, value in client.hgetall(COUNTS_KEY).items()}
-    return Snapshot(at=time.time(), counts=counts, commands=commands)
+    return Snapshot(at=time.time(), counts=counts, commands=commands, cpu=cpu_seconds_by_part(groups))
 
 
 def per_order(window: Snapshot, orders: int) -> dict:
@@ -71,7 +75,11 @@ def per_order(window: Snapshot, orders: int) -> dict:
     }
     sql_api = window.counts.get("sql:api", 0)
     sql_worker = window.counts.get("sql:worker", 0)
+    cpu = {part: round(seconds * 1000 / orders, 1) for part, seconds in sorted(window.cpu.items(), key=lambda i: -i[1])}
     return {
+        "cpu_ms_per_order": cpu,
+        "cpu_ms_per_order_total": round(sum(window.cpu.values()) * 1000 / orders, 1),
+        "cpu_busy_share": round(sum(window.cpu.values()) / (window.at * (os.cpu_count() or 1)), 2),
         "tasks_per_order": round(window.counts.get("tasks", 0) / orders, 2),
         "tasks_by_name_per_order": tasks_by_name,
         "sql_queries_per_order": round((sql_api + sql_worker) / orders, 1),
@@ -124,16 +132,18 @@ def per_second(moments: list[float], *, start: float) -> list[int]:
 
 
 @contextlib.contextmanager
-def window_marks(counters: redis.Redis, *, start: float, end: float) -> Iterator[dict[str, Snapshot]]:
-    """Snapshots of the counters taken at the epoch times `start` and `end` while the block runs the load;
-    after the block, marks["end"].minus(marks["start"]) is the window's cost."""
+def window_marks(
+    counters: redis.Redis, groups: dict[int, str], *, start: float, end: float
+) -> Iterator[dict[str, Snapshot]]:
+    """Snapshots of the counters and of the CPU by part taken at the epoch times `start` and `end` while the
+    block runs the load; after the block, marks["end"].minus(marks["start"]) is the window's cost."""
     marks: dict[str, Snapshot] = {}
 
     def mark() -> None:
         time.sleep(max(0.0, start - time.time()))
-        marks["start"] = snapshot(counters)
+        marks["start"] = snapshot(counters, groups)
         time.sleep(max(0.0, end - time.time()))
-        marks["end"] = snapshot(counters)
+        marks["end"] = snapshot(counters, groups)
 
     thread = threading.Thread(target=mark, name="window-marks", daemon=True)
     thread.start()

@@ -92,7 +92,14 @@ def _window(samples: list[load.Sample], start: float, end: float) -> list[load.S
 
 
 def saga_closed_loop(
-    *, api_url: str, customers: list[Customer], catalog: list[int], sizes: Sizes, counters: redis.Redis, say: Say
+    *,
+    api_url: str,
+    customers: list[Customer],
+    catalog: list[int],
+    sizes: Sizes,
+    counters: redis.Redis,
+    groups: dict[int, str],
+    say: Say,
 ) -> tuple[dict, dict]:
     """Clients place orders back-to-back, each waiting for its order to be decided: the saga's saturation."""
     say(
@@ -108,7 +115,7 @@ def saga_closed_loop(
         return f"    saga: {len(samples.items)} accepted, {samples.decided} decided, {time.time() - started:.0f} s"
 
     with (
-        metrics.window_marks(counters, start=window_start, end=window_end) as marks,
+        metrics.window_marks(counters, groups, start=window_start, end=window_end) as marks,
         load.CompletionWatcher() as watcher,
         metrics.ticking(say, line),
     ):
@@ -299,7 +306,14 @@ def coupon_rush(*, api_url: str, sizes: Sizes, say: Say) -> dict:
 
 
 def monolith(
-    *, api_url: str, customers: list[Customer], catalog: list[int], sizes: Sizes, counters: redis.Redis, say: Say
+    *,
+    api_url: str,
+    customers: list[Customer],
+    catalog: list[int],
+    sizes: Sizes,
+    counters: redis.Redis,
+    groups: dict[int, str],
+    say: Say,
 ) -> tuple[dict, dict]:
     """The same orders, closed loop, against the one-transaction reference on the same server."""
     say(f"monolith: {sizes.clients} closed-loop clients, {sizes.warmup:.0f} s warm-up + {sizes.window:.0f} s measured")
@@ -307,7 +321,7 @@ def monolith(
     window_start, window_end = started + sizes.warmup, started + sizes.warmup + sizes.window
     samples = load.Samples()
     with (
-        metrics.window_marks(counters, start=window_start, end=window_end) as marks,
+        metrics.window_marks(counters, groups, start=window_start, end=window_end) as marks,
         metrics.ticking(say, lambda: f"    monolith: {len(samples.items)} answered"),
     ):
         load.closed_loop(
@@ -330,8 +344,9 @@ def monolith(
         "refused": sum(1 for s in samples.items if s.status != 201),
     }
     cost = metrics.per_order(marks["end"].minus(marks["start"]), len(done))
-    figures["sql_queries_per_order"] = cost.get("sql_queries_per_order")
-    figures["redis_commands_per_order"] = cost.get("redis_commands_per_order")
+    for key in ("sql_queries_per_order", "redis_commands_per_order", "cpu_ms_per_order", "cpu_ms_per_order_total"):
+        figures[key] = cost.get(key)
+    figures["cpu_busy_share"] = cost.get("cpu_busy_share")
     say(f"monolith: {figures['orders_per_s']} orders/s; latency p50 {figures['latency_ms']['p50']} ms, "
         f"p99 {figures['latency_ms']['p99']} ms")  # fmt: skip
     series = {

@@ -21,6 +21,11 @@ How to read this:
   the server's `INFO commandstats`, broker traffic included, less the benchmark's own HINCRBY and INFO.
   Redis counts are **server-wide**: they are only meaningful when nothing else uses this Redis server
   during the run (other test runs on the machine inflate them).
+- **CPU per order**: CPU seconds (user + system, from /proc) over the window, by part of the system,
+  divided by the orders completed in it: `api` (gunicorn), `steps` and `flow` (the two workers, pool
+  processes and consumer), `postgres`, `redis`, the `load generator` (this process: the HTTP clients
+  and the completion watcher), `beat` and `other`. Busy share: that CPU time over the window's
+  core-seconds; near 1.0 the machine, not the design, sets the pace.
 - **No-op ceiling**: no-op tasks sent to the `balance` and `orders` queues (one per worker) of the same
   fleet (two prefork workers, `-c 2`), same broker and Celery settings (late ack, prefetch 1).
 - The counters cost one Redis round trip (a pipeline of HINCRBY) per task and per request, in the saga
@@ -48,6 +53,12 @@ def _p(figures: dict, path: str) -> str:
     return f"{p.get('p50')} / {p.get('p95')} / {p.get('p99')}"
 
 
+def _cpu(figures: dict, path: str) -> str:
+    phase = _get(figures, path) or {}
+    parts = ", ".join(f"{part} {ms}" for part, ms in (phase.get("cpu_ms_per_order") or {}).items())
+    return f"{phase.get('cpu_ms_per_order_total')} ms ({parts}); busy share {phase.get('cpu_busy_share')}"
+
+
 def markdown(figures: dict) -> str:
     saga, mono, hot, rush = figures["saga"], figures["monolith"], figures["hot_product"], figures["coupon_rush"]
     half = saga.get("half_load", {})
@@ -61,6 +72,7 @@ def markdown(figures: dict) -> str:
         f"| monolith: latency p50 / p95 / p99 | {_p(figures, 'monolith.latency_ms')} ms |",
         f"| monolith: SQL statements / Redis commands per order | {mono.get('sql_queries_per_order')} / "
         f"{mono.get('redis_commands_per_order')} |",
+        f"| monolith: CPU per order | {_cpu(figures, 'monolith')} |",
         f"| saga: completed orders/s | {saga['orders_per_s']} ({saga['clients']} clients, {saga['window_s']} s) |",
         f"| saga: accept latency p50 / p95 / p99 | {_p(figures, 'saga.accept_latency_ms')} ms |",
         f"| saga: end-to-end latency p50 / p95 / p99 | {_p(figures, 'saga.e2e_latency_ms')} ms |",
@@ -70,6 +82,7 @@ def markdown(figures: dict) -> str:
         f"| saga: SQL statements per order (API + workers) | {saga.get('sql_queries_per_order')} "
         f"({saga.get('sql_queries_per_order_api')} + {saga.get('sql_queries_per_order_workers')}) |",
         f"| saga: Redis commands per order | {saga.get('redis_commands_per_order')} |",
+        f"| saga: CPU per order | {_cpu(figures, 'saga')} |",
         f"| hot product: {hot['orders']} orders for {hot['stock']} units | {hot['completed']} COMPLETED, "
         f"{hot['failed']} FAILED, stock left {hot['stock_left']}; all decided in {hot['decided_s']} s, "
         f"settled (compensations done) in {hot['settle_s']} s |",

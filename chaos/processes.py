@@ -153,6 +153,10 @@ class Fleet:
         self.children[name] = child
         return child
 
+    def process_groups(self) -> dict[int, str]:
+        """The process group of each running child (its own pid: it leads a session), by role name."""
+        return {child.pid: name for name, child in self.children.items()}
+
     def start_all(self) -> None:
         for name in self.roles:
             (self.environment.log_dir / f"{name}.log").unlink(missing_ok=True)
