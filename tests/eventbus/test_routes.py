@@ -125,3 +125,9 @@ def test_an_order_without_a_coupon_costs_no_coupon_task(event_class):
     assert redis_client().llen("coupons") == 0
     assert not OutboxMessage.objects.filter(listener__startswith="apps.coupons.").exists()
     assert redis_client().llen("balance") == redis_client().llen("products") == 1
+
+
+def test_the_event_the_api_publishes_has_no_inline_listener():
+    # OrderCreated is published by POST /api/v1/orders: its listeners must leave through the broker, or
+    # the request would wait for the three steps
+    assert not [listener.task.name for listener in map(as_listener, ROUTES[OrderCreated]) if listener.inline]
