@@ -13,8 +13,9 @@ SERVERS = {"postgres": "postgres", "redis-server": "redis"}
 
 
 def cpu_seconds_by_part(groups: dict[int, str]) -> dict[str, float]:
-    """CPU seconds (user + system) so far of every live process, summed by part: `groups` names the
-    process groups of the fleet's children; the rest is postgres, redis, load generator or other."""
+    """CPU seconds (user + system, with that of reaped children) so far of every live process, summed by
+    part: `groups` names the process groups of the fleet's children; the rest is postgres, redis, load
+    generator or other."""
     totals: dict[str, float] = defaultdict(float)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -23,10 +24,13 @@ def cpu_seconds_by_part(groups: dict[int, str]) -> dict[str, float]:
             continue  # gone meanwhile
         name = text[text.index("(") + 1 : text.rindex(")")]
         fields = text[text.rindex(")") + 2 :].split()
-        group, user, system = int(fields[2]), int(fields[11]), int(fields[12])
+        # Its own time and that of its children that ended (a closed database connection's backend, a
+        # replaced pool process): those are added to the parent when it reaps them, and would be lost.
+        group = int(fields[2])
+        ticks = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
         if int(stat.parent.name) == os.getpid():
             part = "load generator"
         else:
             part = groups.get(group) or SERVERS.get(name, "other")
-        totals[part] += (user + system) / TICKS_PER_SECOND
+        totals[part] += ticks / TICKS_PER_SECOND
     return dict(totals)
