@@ -3,14 +3,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.orders.apis import OrderListCreateApi
-from apps.orders.selectors import order_views, order_visible_to
+from apps.orders.selectors import order_view
 from apps.orders.services import OrderLineInput
 from bench.monolith import monolith_order_place
 
 
 class MonolithOrderCreateApi(APIView):
     """POST /bench/monolith/orders: the body and answer of POST /api/v1/orders, done in one transaction;
-    the order is COMPLETED (or refused with a 400 and nothing written) when the answer comes."""
+    the order is COMPLETED (or refused with a 400 and nothing written) when the answer comes. Like the
+    saga's API, it answers from what it wrote, without reading the order back."""
 
     InputSerializer = OrderListCreateApi.InputSerializer
 
@@ -22,5 +23,6 @@ class MonolithOrderCreateApi(APIView):
             lines=[OrderLineInput(**line) for line in data.validated_data["items"]],
             user_coupon_id=data.validated_data["user_coupon_id"],
         )
-        order = order_visible_to(request.user, order.pk)
-        return Response(order_views([order])[0], status=status.HTTP_201_CREATED)
+        payment = {"id": order.payment.pk, "status": order.payment.status, "amount": order.payment.amount}
+        answer = order_view(order, items=order.created_items, steps=order.steps, payment=payment)
+        return Response(answer, status=status.HTTP_201_CREATED)

@@ -7,8 +7,6 @@ would: the order and its items, the ledgers (balance use, stock movements), the 
 payment; no step records, no events, no outbox. It lives under bench/ only: it is not part of the shop.
 """
 
-from dataclasses import dataclass
-
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -16,17 +14,16 @@ from django.utils import timezone
 from apps.balance.models import Balance, BalanceTransaction, TransactionKind
 from apps.coupons.errors import CouponNotUsable
 from apps.coupons.models import Coupon, UserCoupon, UserCouponStatus
-from apps.coupons.selectors import usable_coupon_for_order
 from apps.orders.models import Order, OrderItem, OrderStatus
+from apps.orders.process import STEPS, SUCCESS
 from apps.orders.services import OrderLineInput
-from apps.orders.services.creation import ProductNotOrderable, discount_for
+from apps.orders.services.creation import order_price
 from apps.payments.gateway import get_gateway
 from apps.payments.models import Payment, PaymentStatus
 from apps.products.models import MovementKind, Stock, StockMovement
-from apps.products.selectors import products_for_order
 from common.errors import ApplicationError
 
-ALL_DONE = {"balance": "SUCCESS", "coupon": "SUCCESS", "stock": "SUCCESS"}
+ALL_DONE = dict.fromkeys(STEPS, SUCCESS)
 
 
 class InsufficientStock(ApplicationError):
@@ -39,43 +36,6 @@ class InsufficientBalance(ApplicationError):
 
 class PaymentDeclined(ApplicationError):
     code = "payment_declined"
-
-
-@dataclass(frozen=True)
-class _Priced:
-    quantities: dict[int, int]  # product id → units, in product-id order
-    prices: dict[int, int]
-    gross_price: int
-    discount_price: int
-
-    @property
-    def total_price(self) -> int:
-        return self.gross_price - self.discount_price
-
-
-def _price(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: int | None) -> _Priced:
-    quantities: dict[int, int] = {}
-    for line in lines:
-        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
-    if not quantities:
-        raise ApplicationError("An order needs at least one item.", code="validation_error")
-    products = products_for_order(quantities)
-    refused = sorted(pk for pk in quantities if pk not in products or not products[pk].orderable)
-    if refused:
-        raise ProductNotOrderable("Some products cannot be ordered.", details={"product_ids": refused})
-    gross_price = sum(products[pk].price * quantity for pk, quantity in quantities.items())
-    discount_price = 0
-    if user_coupon_id is not None:
-        coupon = usable_coupon_for_order(user_coupon_id=user_coupon_id, user_id=user_id)
-        discount_price = discount_for(gross_price, coupon.discount_rate)
-    if gross_price - discount_price <= 0:
-        raise ApplicationError("The order's total after discount must be greater than 0.", code="validation_error")
-    return _Priced(
-        quantities=dict(sorted(quantities.items())),
-        prices={pk: products[pk].price for pk in quantities},
-        gross_price=gross_price,
-        discount_price=discount_price,
-    )
 
 
 def _use_coupon(*, order: Order, user_coupon_id: int, now) -> None:
@@ -125,8 +85,9 @@ def _pay(*, order: Order, now) -> Payment:
 
 @transaction.atomic
 def monolith_order_place(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: int | None = None) -> Order:
-    """Place and pay an order in one transaction; any refusal raises and leaves nothing written."""
-    priced = _price(user_id=user_id, lines=lines, user_coupon_id=user_coupon_id)
+    """Place and pay an order in one transaction; any refusal raises and leaves nothing written. The
+    order carries its items and payment (`created_items`, `payment`) for the answer."""
+    priced = order_price(user_id=user_id, lines=lines, user_coupon_id=user_coupon_id)
     now = timezone.now()
     order = Order.objects.create(
         user_id=user_id,
@@ -139,8 +100,8 @@ def monolith_order_place(*, user_id: int, lines: list[OrderLineInput], user_coup
         decided_at=now,
         completed_at=now,
     )
-    OrderItem.objects.bulk_create(
-        OrderItem(order=order, product_id=pk, quantity=quantity, unit_price=priced.prices[pk])
+    order.created_items = OrderItem.objects.bulk_create(
+        OrderItem(order=order, product_id=pk, quantity=quantity, unit_price=priced.unit_prices[pk])
         for pk, quantity in priced.quantities.items()
     )
     # Rows are locked in one order by every request (coupon, stock by product id, balance), so two
@@ -149,5 +110,5 @@ def monolith_order_place(*, user_id: int, lines: list[OrderLineInput], user_coup
         _use_coupon(order=order, user_coupon_id=user_coupon_id, now=now)
     _deduct_stock(order=order, quantities=priced.quantities)
     _use_balance(order=order)
-    _pay(order=order, now=now)
+    order.payment = _pay(order=order, now=now)
     return order

@@ -52,9 +52,23 @@ def _validate(quantities: dict[int, int]) -> None:
             )
 
 
-def order_create(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: int | None = None) -> Order:
-    """Price the order, save it CREATED and publish OrderCreated in one transaction. The saga's steps
-    (balance, coupon, stock) decide the rest after commit."""
+@dataclass(frozen=True)
+class PricedOrder:
+    """An order's lines merged and priced, before anything is written."""
+
+    quantities: dict[int, int]  # product id → units, in product-id order
+    unit_prices: dict[int, int]  # product id → price
+    gross_price: int
+    discount_price: int
+
+    @property
+    def total_price(self) -> int:
+        return self.gross_price - self.discount_price
+
+
+def order_price(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: int | None = None) -> PricedOrder:
+    """Merge and validate the lines, check the products can be ordered and the coupon used, and price the
+    order. Raises an ApplicationError (a 400) for anything the order cannot be placed with."""
     quantities = _merge(lines)
     _validate(quantities)
     products = products_for_order(quantities)
@@ -72,21 +86,31 @@ def order_create(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: i
     if user_coupon_id is not None:
         coupon = usable_coupon_for_order(user_coupon_id=user_coupon_id, user_id=user_id)
         discount_price = discount_for(gross_price, coupon.discount_rate)
-    total_price = gross_price - discount_price
-    if total_price <= 0:
+    if gross_price - discount_price <= 0:
         raise ApplicationError("The order's total after discount must be greater than 0.", code="validation_error")
+    return PricedOrder(
+        quantities=dict(sorted(quantities.items())),
+        unit_prices={product_id: products[product_id].price for product_id in quantities},
+        gross_price=gross_price,
+        discount_price=discount_price,
+    )
 
+
+def order_create(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: int | None = None) -> Order:
+    """Price the order, save it CREATED and publish OrderCreated in one transaction. The saga's steps
+    (balance, coupon, stock) decide the rest after commit."""
+    priced = order_price(user_id=user_id, lines=lines, user_coupon_id=user_coupon_id)
     with transaction.atomic():
         order = Order.objects.create(
             user_id=user_id,
             user_coupon_id=user_coupon_id,
-            gross_price=gross_price,
-            discount_price=discount_price,
-            total_price=total_price,
+            gross_price=priced.gross_price,
+            discount_price=priced.discount_price,
+            total_price=priced.total_price,
         )
         items = OrderItem.objects.bulk_create(
-            OrderItem(order=order, product_id=product_id, quantity=quantity, unit_price=products[product_id].price)
-            for product_id, quantity in sorted(quantities.items())
+            OrderItem(order=order, product_id=product_id, quantity=quantity, unit_price=priced.unit_prices[product_id])
+            for product_id, quantity in priced.quantities.items()
         )
         publish(
             OrderCreated(
@@ -94,8 +118,8 @@ def order_create(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: i
                 user_id=user_id,
                 user_coupon_id=user_coupon_id,
                 items=tuple(OrderLine(item.product_id, item.quantity, item.unit_price) for item in items),
-                total_price=total_price,
-                discount_price=discount_price,
+                total_price=priced.total_price,
+                discount_price=priced.discount_price,
             )
         )
     order.created_items = items  # what the API answers with, without reading it back
