@@ -146,8 +146,8 @@ def closed_loop(
             sample = post(url, token=customer.token, body=order_body(rng))
             samples.add(sample)
             if watcher is not None and sample.order_id is not None:
-                watcher.wait(sample.order_id, decision_timeout)
-                samples.count_decided()
+                if watcher.wait(sample.order_id, decision_timeout):
+                    samples.count_decided()
             elif sample.status != 201:
                 time.sleep(0.05)  # do not spin on a refusing server
 

@@ -2,7 +2,6 @@
 cost of an order in Celery tasks, SQL statements and Redis commands."""
 
 import contextlib
-import math
 import os
 import threading
 import time
@@ -14,6 +13,7 @@ import redis
 
 from bench.cpu import cpu_seconds_by_part
 from bench.instrumentation import COUNTS_KEY
+from chaos.report import percentile
 
 # Redis commands the benchmark itself causes: its counters (HINCRBY, see bench/instrumentation.py),
 # and its snapshots (INFO; the one HGETALL of a snapshot is left in, as the saga reads hashes too).
@@ -22,14 +22,7 @@ OWN_COMMANDS = ("hincrby", "info")
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
     """p50 / p95 / p99 by the nearest-rank method, rounded to 0.1."""
-    ordered = sorted(values)
-
-    def rank(share: float) -> float | None:
-        if not ordered:
-            return None
-        return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], 1)
-
-    return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99)}
+    return {f"p{round(share * 100)}": percentile(values, share, digits=1) for share in (0.50, 0.95, 0.99)}
 
 
 @dataclass(frozen=True)

@@ -218,14 +218,19 @@ def _wait_decided(order_ids: list[int], *, say: Say, what: str, give_up_after: f
 
 
 def _undecided(order_ids: list[int]) -> int:
-    from django.db import close_old_connections
+    """How many of the orders are not decided yet; run by the progress thread, which closes its own
+    database connection each time (nothing else would)."""
+    from django.db import connection
 
     from apps.orders.models import Order, OrderStatus
 
-    close_old_connections()
-    return (
-        Order.objects.filter(pk__in=order_ids).exclude(status__in=(OrderStatus.COMPLETED, OrderStatus.FAILED)).count()
-    )
+    try:
+        undecided = Order.objects.filter(pk__in=order_ids).exclude(
+            status__in=(OrderStatus.COMPLETED, OrderStatus.FAILED)
+        )
+        return undecided.count()
+    finally:
+        connection.close()
 
 
 def hot_product(*, api_url: str, customers: list[Customer], sizes: Sizes, say: Say) -> tuple[dict, dict]:

@@ -48,24 +48,13 @@ DROPPED = ("CELERY_BROKER_URL", "DJANGO_DEBUG", "DATABASE_CONN_MAX_AGE")
 class Timings:
     deadline: float
     sweep_interval: float
-    reconcile_after: float
-    relay_interval: float
-    handle_timeout: float
 
     @classmethod
     def of_run(cls) -> "Timings":
         return cls(
             deadline=float(TIMINGS["SAGA_DEADLINE_SECONDS"]),
             sweep_interval=float(TIMINGS["SAGA_SWEEP_INTERVAL_SECONDS"]),
-            reconcile_after=float(TIMINGS["SAGA_RECONCILE_AFTER_SECONDS"]),
-            relay_interval=float(TIMINGS["OUTBOX_RELAY_INTERVAL_SECONDS"]),
-            handle_timeout=float(TIMINGS["OUTBOX_HANDLE_TIMEOUT_SECONDS"]),
         )
-
-
-def database_url(application_name: str, *, db_name: str = DB_NAME) -> str:
-    # django-environ passes query parameters into OPTIONS, which psycopg sends to the server.
-    return f"{DB_SERVER}/{db_name}?application_name={application_name}"
 
 
 class RunEnvironment:
@@ -94,7 +83,8 @@ class RunEnvironment:
         self.variables = {**TIMINGS, **BEHAVIOUR} if variables is None else dict(variables)
 
     def database_url(self, application_name: str) -> str:
-        return database_url(application_name, db_name=self.db_name)
+        # django-environ passes query parameters into OPTIONS, which psycopg sends to the server.
+        return f"{DB_SERVER}/{self.db_name}?application_name={application_name}"
 
     def settings(self) -> dict[str, str]:
         return {

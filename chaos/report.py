@@ -4,6 +4,7 @@ Everything here reads the run's database through this process's Django (the ORM 
 """
 
 import json
+import math
 import re
 import statistics
 import time
@@ -77,11 +78,12 @@ def wait_to_settle(*, give_up_at: float, interval: float = 0.5) -> Settling:
         time.sleep(interval)
 
 
-def _percentile(values: list[float], share: float) -> float | None:
+def percentile(values: list[float], share: float, *, digits: int) -> float | None:
+    """The value below which `share` of the values lie, by the nearest-rank method; None for no values."""
     if not values:
         return None
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
+    return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], digits)
 
 
 def _failure_kind(reason: str) -> str:
@@ -150,8 +152,8 @@ def gather(
         "after_last_fault": _since(last_fault, settling.settled_at),
         "quiet_after_last_fault": _since(last_fault, settling.quiet_at),
         "after_load_end": _since(load.ended_at, settling.settled_at),
-        "order_p50": _percentile(took, 0.5),
-        "order_p95": _percentile(took, 0.95),
+        "order_p50": percentile(took, 0.5, digits=2),
+        "order_p95": percentile(took, 0.95, digits=2),
         "order_max": round(max(took), 2) if took else None,
         "order_mean": round(statistics.fmean(took), 2) if took else None,
     }
