@@ -10,7 +10,8 @@ def insert_or_skip(instance: models.Model, *, unique: str) -> bool:
     One statement, INSERT ... ON CONFLICT DO NOTHING: where get_or_create reads, then inserts inside a
     savepoint (or a transaction of its own) and catches IntegrityError, this costs one round trip and is
     just as safe under races: a concurrent insert of the same value waits for the first one's
-    transaction, then skips. Field defaults and auto_now(_add) apply as in save()."""
+    transaction, then skips. Field defaults and auto_now(_add) apply as in save(); it writes through the
+    default database and sends no model signals, as bulk_create does not."""
     meta = instance._meta
     fields = [field for field in meta.concrete_fields if field is not meta.auto_field]
     values = [field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields]

@@ -2,9 +2,10 @@
 
 On success the row is marked handled, so the relay stops sending it. Listeners that run inline inside
 another listener's task (eventbus.bus.inline) hand their marks to that outermost task, which writes
-them all with its own in one statement when it ends, however it ends. A retry records the error and
-leaves the row to the task's own backoff. A final failure parks the row: an operator sees it in admin
-and can send it again; nothing is dropped in silence.
+them all with its own in one statement when it ends, however it ends (until then the relay may send
+an inline listener's row again if the task runs past the dispatch grace: a harmless repeat). A retry
+records the error and leaves the row to the task's own backoff. A final failure parks the row: an
+operator sees it in admin and can send it again; nothing is dropped in silence.
 """
 
 import logging
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from celery import Task
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, InterfaceError, close_old_connections
 
 from eventbus.outbox import outbox_mark_failed, outbox_mark_handled
 
@@ -35,7 +36,7 @@ def _bookkeep(write: Callable[[], None]) -> None:
         try:
             write()
             return
-        except DatabaseError:
+        except (DatabaseError, InterfaceError):  # InterfaceError: the connection is already closed
             if attempt == 2:
                 logger.warning("Could not update the outbox; the relay will send the task again", exc_info=True)
                 return

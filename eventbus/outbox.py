@@ -77,19 +77,22 @@ def run_inline(pending: Dispatch) -> None:
     process dies first, the relay sends the row that was never marked dispatched."""
     try:
         pending.task(pending.envelope)
-    except Exception:
+    except Exception as error:
         logger.warning("Inline listener %s failed; sending it to its queue", pending.task.name, exc_info=True)
-        _send_and_mark([pending])
+        _send_and_mark([pending], failure=f"{type(error).__name__}: {error}")
 
 
-def _send_and_mark(dispatches: Sequence[Dispatch]) -> None:
+def _send_and_mark(dispatches: Sequence[Dispatch], *, failure: str = "") -> None:
+    """Send, and mark the rows sent dispatched; `failure`, the error of a run that failed here, is
+    recorded on them as a listener's retry records its own (eventbus.outbox_mark_failed)."""
     sent = send_all(dispatches)
     if not sent:
         return
+    changes: dict[str, Any] = {"dispatched_at": timezone.now(), "dispatch_count": F("dispatch_count") + 1}
+    if failure:
+        changes |= {"failure_count": F("failure_count") + 1, "last_error": failure[:2000]}
     try:
-        OutboxMessage.objects.filter(pk__in=sent).update(
-            dispatched_at=timezone.now(), dispatch_count=F("dispatch_count") + 1
-        )
+        OutboxMessage.objects.filter(pk__in=sent).update(**changes)
     except DatabaseError:
         # The tasks are on their way; without the mark, the relay sends them once more (harmless).
         logger.warning("Could not mark %d outbox rows dispatched", len(sent), exc_info=True)

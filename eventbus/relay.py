@@ -43,14 +43,25 @@ def _claim(messages: list[OutboxMessage], now) -> list[Dispatch]:
     return dispatches
 
 
+def _send_claimed(dispatches: list[Dispatch]) -> int:
+    """Send the claimed rows' tasks; returns how many were sent. A row that could not be sent (the broker
+    refused it) is released: due again at the next run, its dispatch budget as it was."""
+    sent = set(send_all(dispatches))
+    unsent = [pending.message_id for pending in dispatches if pending.message_id not in sent]
+    if unsent:
+        OutboxMessage.objects.filter(pk__in=unsent, handled_at__isnull=True).update(
+            dispatched_at=None, dispatch_count=F("dispatch_count") - 1
+        )
+    return len(sent)
+
+
 def outbox_relay(*, batch: int = 500) -> int:
     """Dispatch what is due; returns how many tasks were sent. The rows are claimed in a short
     transaction (SKIP LOCKED, so overlapping relays share the work) and sent after it commits."""
     with transaction.atomic():
         due = OutboxMessage.objects.select_for_update(skip_locked=True).filter(_due(timezone.now())).order_by("pk")
         dispatches = _claim(list(due[:batch]), timezone.now())
-    send_all(dispatches)
-    return len(dispatches)
+    return _send_claimed(dispatches)
 
 
 def outbox_retry(*, message_ids: list[int]) -> int:
@@ -61,8 +72,7 @@ def outbox_retry(*, message_ids: list[int]) -> int:
         for message in messages:
             message.dispatch_count = 0
         dispatches = _claim(messages, timezone.now())
-    send_all(dispatches)
-    return len(dispatches)
+    return _send_claimed(dispatches)
 
 
 def outbox_purge_handled() -> int:

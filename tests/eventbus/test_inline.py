@@ -77,6 +77,8 @@ def test_an_inline_listener_that_fails_goes_to_its_queue_and_the_publisher_does_
     assert queued_tasks() == {"orders": [(RECORD, (envelope,))]}
     row = row_of(envelope)
     assert row.handled_at is None and row.dispatched_at is not None and row.dispatch_count == 1
+    # and the row says why, as a retry would
+    assert row.failure_count == 1 and row.last_error.startswith("OrderLockBusy")
 
 
 def test_an_inline_listener_whose_process_died_after_the_commit_is_sent_by_the_relay(order_id, settings):

@@ -1,12 +1,15 @@
 """No event is lost between the database and the worker: the outbox relay sends again what never left,
 and what the broker lost."""
 
+from contextlib import contextmanager
+
 import psycopg
 import pytest
 from django.db import connection
 
 from apps.orders.models import Order
 from chaos.invariants import violations
+from common.redis import redis_client
 from config.celery import app
 from eventbus.listeners import _bookkeep
 from eventbus.models import OutboxMessage
@@ -114,3 +117,36 @@ def test_a_listener_whose_database_connection_was_cut_still_closes_its_row(an_or
     _bookkeep(lambda: outbox_mark_handled([(str(row.event_id), row.listener)]))
     row.refresh_from_db()
     assert row.handled_at is not None
+
+
+@contextmanager
+def broker_refusing_writes():
+    """The broker's Redis refuses every write (its memory limit reached, nothing to evict): a message
+    cannot be sent, for real, until it is lifted."""
+    client = redis_client()
+    saved = {**client.config_get("maxmemory"), **client.config_get("maxmemory-policy")}
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", 1)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            client.config_set(name, value)
+
+
+def test_a_relay_run_that_cannot_send_leaves_the_rows_due_with_their_dispatch_budget(an_order, settings):
+    # given an order's step tasks that never reached the broker, and a broker that refuses them now
+    app.control.purge()
+    OutboxMessage.objects.update(dispatched_at=None, dispatch_count=0)
+    settings.OUTBOX_DISPATCH_GRACE_SECONDS = 0
+    settings.OUTBOX_MAX_DISPATCHES = 2
+
+    # when the relay runs more often than the dispatch budget allows, sending nothing
+    with broker_refusing_writes():
+        assert [outbox_relay() for _ in range(3)] == [0, 0, 0]
+
+    # then nothing was parked or spent: the rows are still due, and the first run after it goes through
+    rows = OutboxMessage.objects.filter(order_id=an_order)
+    assert list(rows.values_list("dispatched_at", "dispatch_count", "parked_at").distinct()) == [(None, 0, None)]
+    assert outbox_relay() == 3
+    assert queued_messages() == 3
