@@ -4,9 +4,14 @@ the process died before running them."""
 
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 
+from apps.balance.tasks import use_balance_task
+from apps.orders.models import Order, OrderStatus
 from apps.orders.process import PENDING, SUCCESS, lock_key, read_steps
+from apps.payments.tasks import pay_task
 from apps.products.events import StockDeducted
+from apps.products.rank import rank_key
 from apps.products.tasks import deduct_stock_task
 from common.redis import redis_client
 from eventbus import publish
@@ -120,3 +125,51 @@ def test_a_listener_task_and_the_inline_listeners_it_ran_are_marked_handled_toge
     assert set(handled) == {"apps.products.tasks.deduct_stock_task", RECORD}
     assert None not in handled.values() and len(set(handled.values())) == 1
     assert stock_step(order_id) == SUCCESS
+
+
+def envelope_of_row(order_id: int, event_type: str) -> dict:
+    return OutboxMessage.objects.filter(order_id=order_id, event_type=event_type).first().envelope
+
+
+def test_an_inline_listener_failing_inside_a_task_goes_to_its_queue_and_the_task_is_still_handled(order_id, settings):
+    # given the order's lock held by someone else, so that the stock step's inline recording gives up
+    settings.ORDER_LOCK_WAIT_SECONDS = 0.05
+    redis_client().set(lock_key(order_id), "someone else", ex=30)
+
+    # when the stock step's task runs
+    deduct_stock_task.apply(args=(envelope_of_row(order_id, "OrderCreated"),)).get()
+
+    # then the step is done and its task's row handled; the recording waits on the orders queue
+    rows = {row.listener: row for row in OutboxMessage.objects.filter(order_id=order_id)}
+    assert rows["apps.products.tasks.deduct_stock_task"].handled_at is not None
+    record = rows[RECORD]
+    assert record.handled_at is None and record.dispatch_count == 1 and record.failure_count == 1
+    assert queued_tasks() == {"orders": [(RECORD, (record.envelope,))]}
+    assert stock_step(order_id) == PENDING
+
+
+def test_a_nested_inline_listener_that_fails_goes_to_its_queue_and_those_around_it_are_handled(order_id):
+    # given an order whose steps succeeded (recorded inline: it waits for its payment), and today's
+    # rank key holding something else than a sorted set, so that growing the rank fails in Redis
+    created = envelope_of_row(order_id, "OrderCreated")
+    use_balance_task.apply(args=(created,)).get()
+    deduct_stock_task.apply(args=(created,)).get()
+    redis_client().delete("payments")
+    redis_client().set(rank_key(timezone.localdate()), "not a sorted set")
+
+    # when the payment's task runs: it completes the order inline, which grows the rank inline
+    pay_task.apply(args=(envelope_of_row(order_id, "OrderPaymentWaited"),)).get()
+
+    # then the order is COMPLETED, the payment's and the completion's rows are handled, and the rank's
+    # row waits on the products queue with its error, beside the delivery
+    assert Order.objects.get(pk=order_id).status == OrderStatus.COMPLETED
+    rows = {row.listener: row for row in OutboxMessage.objects.filter(order_id=order_id)}
+    assert rows["apps.payments.tasks.pay_task"].handled_at is not None
+    assert rows["apps.orders.tasks.complete_order_task"].handled_at is not None
+    rank = rows["apps.products.tasks.add_to_rank_task"]
+    assert rank.handled_at is None and rank.dispatch_count == 1 and "WRONGTYPE" in rank.last_error
+    completed = envelope_of_row(order_id, "OrderCompleted")
+    assert queued_tasks() == {
+        "products": [("apps.products.tasks.add_to_rank_task", (completed,))],
+        "dataplatform": [("apps.dataplatform.tasks.deliver_order_task", (completed,))],
+    }

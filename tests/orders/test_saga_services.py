@@ -242,13 +242,15 @@ def test_step_results_arriving_after_the_order_was_failed_change_nothing(place_o
 
 
 @pytest.mark.django_db
-def test_a_step_result_for_an_unknown_order_is_ignored(published_events):
-    # when
-    decided = order_record_step(order_id=987_654, step="balance", succeeded=True)
+def test_a_step_result_for_an_unknown_order_is_ignored(published_events, caplog):
+    # when both non-coupon steps report, so that the order must be read to decide
+    first = order_record_step(order_id=987_654, step="balance", succeeded=True)
+    decided = order_record_step(order_id=987_654, step="stock", succeeded=True)
 
     # then
-    assert decided is None
+    assert first is None and decided is None
     assert published_events == []
+    assert "unknown order 987654" in caplog.text
 
 
 # --- the lock and the database fence ----------------------------------------------------------------------
