@@ -13,6 +13,7 @@ stopped at the end, whatever happened.
 """
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -21,19 +22,13 @@ import time
 import redis
 
 from bench import data, phases, report
-from bench.environment import API_PORT, DB_NAME, REDIS_URL, RESULTS_DIR, bench_environment
-from chaos import data as chaos_data
-from chaos.__main__ import interrupt_on_signals, only_run, signals_ignored
+from bench.environment import REDIS_URL, RESULTS_DIR, bench_environment
+from chaos import runner
 from chaos.environment import ROOT
-from chaos.processes import Fleet
+from chaos.runner import STARTED, fresh_run, running_fleet, say
 
-STARTED = time.monotonic()
 CUSTOMER_BALANCE = 10_000_000  # the limit: far more than any phase spends per customer
 HOT_CUSTOMERS = 200
-
-
-def say(message: str) -> None:
-    print(f"[{time.monotonic() - STARTED:6.1f} s] {message}", flush=True)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -47,14 +42,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def prepare(environment, sizes: phases.Sizes) -> dict:
-    say(f"resetting database {DB_NAME} and Redis {REDIS_URL}")
-    chaos_data.reset_redis(REDIS_URL)
-    chaos_data.reset_database(DB_NAME)
-    environment.apply_to_this_process()
-    import django
-
-    django.setup()
-    chaos_data.migrate()
+    fresh_run(environment)
     shop = {
         "catalog": data.create_catalog(prefix="Bench"),
         "saga": data.create_customers(count=sizes.clients * 2, prefix="saga", balance=CUSTOMER_BALANCE),
@@ -95,7 +83,7 @@ def checks(figures: dict, found: dict[str, list[str]], unexpected_exits: list[st
 def run(options: argparse.Namespace) -> int:
     sizes = phases.Sizes.of(quick=options.quick)
     if options.clients:
-        sizes = phases.Sizes(**{**sizes.__dict__, "clients": options.clients})
+        sizes = dataclasses.replace(sizes, clients=options.clients)
     environment = bench_environment()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     say(f"benchmark, {'quick' if options.quick else 'full'} form; results will be bench/results/{stamp}.*")
@@ -107,23 +95,12 @@ def run(options: argparse.Namespace) -> int:
 
     counters = redis.Redis.from_url(REDIS_URL)
     api_url = environment.api_url
-    fleet = Fleet(environment)
     series: dict = {}
     found: dict[str, list[str]] = {}
-    try:
-        fleet.start_all()
-        fleet.wait_all_ready()
-        say(f"started {', '.join(f'{name} ({c.pid})' for name, c in fleet.children.items())}; API on :{API_PORT}")
+    with running_fleet(environment) as fleet:
+        stage = phases.Stage(api_url, shop["catalog"], sizes, counters, fleet.process_groups(), say)
         noop = phases.noop_ceiling(counters=counters, count=sizes.noop_tasks, say=say)
-        saga, series["saga"] = phases.saga_closed_loop(
-            api_url=api_url,
-            customers=shop["saga"],
-            catalog=shop["catalog"],
-            sizes=sizes,
-            counters=counters,
-            groups=fleet.process_groups(),
-            say=say,
-        )
+        saga, series["saga"] = phases.saga_closed_loop(stage, customers=shop["saga"])
         saga["half_load"], series["half_load"] = phases.saga_half_load(
             api_url=api_url,
             customers=shop["half"],
@@ -136,28 +113,16 @@ def run(options: argparse.Namespace) -> int:
         found["saga orders, DESIGN §5"] = violations()
         say(f"invariants of DESIGN §5 over every saga order: {len(found['saga orders, DESIGN §5']) or 'none'} broken")
         rush = phases.coupon_rush(api_url=api_url, sizes=sizes, say=say)
-        mono, series["monolith"] = phases.monolith(
-            api_url=api_url,
-            customers=shop["monolith"],
-            catalog=shop["catalog"],
-            sizes=sizes,
-            counters=counters,
-            groups=fleet.process_groups(),
-            say=say,
-        )
+        mono, series["monolith"] = phases.monolith(stage, customers=shop["monolith"])
         found["all orders, §5 but 5.4 (the monolith has no events)"] = violations(decisions=False)
         unexpected = fleet.unexpected_exits()
-    finally:
-        say("stopping every process of the run")
-        with signals_ignored():
-            fleet.stop_all()
     figures = {
         "run": {
             "started_at": stamp,
             "quick": options.quick,
             "seconds": round(time.monotonic() - STARTED, 1),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "host": platform.node()},
-            "sizes": sizes.__dict__,
+            "sizes": dataclasses.asdict(sizes),
             "environment": environment.printable(),
         },
         "celery_noop_tasks_per_s": noop["per_s"],
@@ -177,15 +142,7 @@ def run(options: argparse.Namespace) -> int:
 
 
 def main(argv: list[str]) -> int:
-    options = parse(argv)
-    os.chdir(ROOT)
-    interrupt_on_signals()
-    try:
-        with only_run(options.lock_wait):
-            return run(options)
-    except KeyboardInterrupt as interruption:
-        print(f"benchmark interrupted ({interruption}); every process of the run was stopped", file=sys.stderr)
-        return 130
+    return runner.main(run, parse(argv), what="benchmark")
 
 
 if __name__ == "__main__":

@@ -91,50 +91,76 @@ def _window(samples: list[load.Sample], start: float, end: float) -> list[load.S
     return [sample for sample in samples if start <= sample.started_at < end]
 
 
-def saga_closed_loop(
-    *,
-    api_url: str,
-    customers: list[Customer],
-    catalog: list[int],
-    sizes: Sizes,
-    counters: redis.Redis,
-    groups: dict[int, str],
-    say: Say,
-) -> tuple[dict, dict]:
-    """Clients place orders back-to-back, each waiting for its order to be decided: the saga's saturation."""
-    say(
-        f"saga: {sizes.clients} closed-loop clients, {sizes.warmup:.0f} s warm-up + {sizes.window:.0f} s measured "
-        "(each client waits for its order to be decided before the next)"
-    )
+@dataclass(frozen=True)
+class Stage:
+    """What a closed-loop measurement needs of the run: the API, the shop's catalog, the sizes, the
+    counters, the fleet's process groups (for the CPU by part) and where progress goes."""
+
+    api_url: str
+    catalog: list[int]
+    sizes: Sizes
+    counters: redis.Redis
+    groups: dict[int, str]
+    say: Say
+
+
+@dataclass(frozen=True)
+class Measured:
+    samples: load.Samples
+    cost: metrics.Snapshot  # the counters and CPU over the measurement window
+    started: float  # time.time() when the load began
+    window_start: float
+    window_end: float
+
+
+def _closed_loop(
+    stage: Stage, *, path: str, customers: list[Customer], line: Callable[[load.Samples], str], watcher=None
+) -> Measured:
+    """The clients ordering back-to-back through a warm-up and a measurement window, with progress lines."""
+    sizes = stage.sizes
     started = time.time()
     window_start = started + sizes.warmup
     window_end = window_start + sizes.window
     samples = load.Samples()
-
-    def line() -> str:
-        return f"    saga: {len(samples.items)} accepted, {samples.decided} decided, {time.time() - started:.0f} s"
-
     with (
-        metrics.window_marks(counters, groups, start=window_start, end=window_end) as marks,
-        load.CompletionWatcher() as watcher,
-        metrics.ticking(say, line),
+        metrics.window_marks(stage.counters, stage.groups, start=window_start, end=window_end) as marks,
+        metrics.ticking(stage.say, lambda: line(samples)),
     ):
         load.closed_loop(
-            url=api_url + ORDERS_PATH,
+            url=stage.api_url + path,
             customers=customers,
-            order_body=_body(catalog),
+            order_body=_body(stage.catalog),
             clients=sizes.clients,
             seconds=sizes.warmup + sizes.window,
             watcher=watcher,
             samples=samples,
         )
+    return Measured(samples, marks["end"].minus(marks["start"]), started, window_start, window_end)
+
+
+def saga_closed_loop(stage: Stage, *, customers: list[Customer]) -> tuple[dict, dict]:
+    """Clients place orders back-to-back, each waiting for its order to be decided: the saga's saturation."""
+    sizes = stage.sizes
+    stage.say(
+        f"saga: {sizes.clients} closed-loop clients, {sizes.warmup:.0f} s warm-up + {sizes.window:.0f} s measured "
+        "(each client waits for its order to be decided before the next)"
+    )
+    clock = time.time()
+
+    def line(samples: load.Samples) -> str:
+        return f"    saga: {len(samples.items)} accepted, {samples.decided} decided, {time.time() - clock:.0f} s"
+
+    with load.CompletionWatcher() as watcher:
+        measured = _closed_loop(stage, path=ORDERS_PATH, customers=customers, line=line, watcher=watcher)
+    samples, started = measured.samples, measured.started
+    window_start, window_end = measured.window_start, measured.window_end
     times = metrics.order_times([sample.order_id for sample in samples.items if sample.order_id])
     completed_in_window = [t for t in times if t.status == "COMPLETED" and window_start <= t.decided_at < window_end]
     created_in_window = [t for t in times if window_start <= t.created_at < window_end]
     accepted = [s.seconds * 1000 for s in _window(samples.items, window_start, window_end) if s.status == 201]
     e2e = [t.e2e_ms for t in created_in_window if t.status == "COMPLETED"]
     orders_per_s = len(completed_in_window) / sizes.window
-    cost = metrics.per_order(marks["end"].minus(marks["start"]), len(completed_in_window))
+    cost = metrics.per_order(measured.cost, len(completed_in_window))
     figures = {
         "clients": sizes.clients,
         "window_s": sizes.window,
@@ -155,7 +181,7 @@ def saga_closed_loop(
             [t.decided_at for t in times if t.status == "COMPLETED" and t.decided_at], start=started
         ),
     }
-    say(
+    stage.say(
         f"saga: {orders_per_s:.1f} completed orders/s; accept p50 {figures['accept_latency_ms']['p50']} ms, "
         f"e2e p50 {figures['e2e_latency_ms']['p50']} ms p99 {figures['e2e_latency_ms']['p99']} ms; "
         f"{cost.get('tasks_per_order')} tasks, {cost.get('sql_queries_per_order')} SQL, "
@@ -310,33 +336,20 @@ def coupon_rush(*, api_url: str, sizes: Sizes, say: Say) -> dict:
     return figures
 
 
-def monolith(
-    *,
-    api_url: str,
-    customers: list[Customer],
-    catalog: list[int],
-    sizes: Sizes,
-    counters: redis.Redis,
-    groups: dict[int, str],
-    say: Say,
-) -> tuple[dict, dict]:
+def monolith(stage: Stage, *, customers: list[Customer]) -> tuple[dict, dict]:
     """The same orders, closed loop, against the one-transaction reference on the same server."""
-    say(f"monolith: {sizes.clients} closed-loop clients, {sizes.warmup:.0f} s warm-up + {sizes.window:.0f} s measured")
-    started = time.time()
-    window_start, window_end = started + sizes.warmup, started + sizes.warmup + sizes.window
-    samples = load.Samples()
-    with (
-        metrics.window_marks(counters, groups, start=window_start, end=window_end) as marks,
-        metrics.ticking(say, lambda: f"    monolith: {len(samples.items)} answered"),
-    ):
-        load.closed_loop(
-            url=api_url + MONOLITH_PATH,
-            customers=customers,
-            order_body=_body(catalog),
-            clients=sizes.clients,
-            seconds=sizes.warmup + sizes.window,
-            samples=samples,
-        )
+    sizes = stage.sizes
+    stage.say(
+        f"monolith: {sizes.clients} closed-loop clients, {sizes.warmup:.0f} s warm-up + {sizes.window:.0f} s measured"
+    )
+    run = _closed_loop(
+        stage,
+        path=MONOLITH_PATH,
+        customers=customers,
+        line=lambda samples: f"    monolith: {len(samples.items)} answered",
+    )
+    samples, started = run.samples, run.started
+    window_start, window_end = run.window_start, run.window_end
     measured = _window(samples.items, window_start, window_end)
     done = [s for s in measured if s.status == 201]
     latencies = [s.seconds * 1000 for s in done]
@@ -348,11 +361,11 @@ def monolith(
         "orders": sum(1 for s in samples.items if s.status == 201),
         "refused": sum(1 for s in samples.items if s.status != 201),
     }
-    cost = metrics.per_order(marks["end"].minus(marks["start"]), len(done))
+    cost = metrics.per_order(run.cost, len(done))
     for key in ("sql_queries_per_order", "redis_commands_per_order", "cpu_ms_per_order", "cpu_ms_per_order_total"):
         figures[key] = cost.get(key)
     figures["cpu_busy_share"] = cost.get("cpu_busy_share")
-    say(f"monolith: {figures['orders_per_s']} orders/s; latency p50 {figures['latency_ms']['p50']} ms, "
+    stage.say(f"monolith: {figures['orders_per_s']} orders/s; latency p50 {figures['latency_ms']['p50']} ms, "
         f"p99 {figures['latency_ms']['p99']} ms")  # fmt: skip
     series = {
         "latency_ms": latencies,

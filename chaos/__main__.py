@@ -8,20 +8,14 @@ whatever happened.
 """
 
 import argparse
-import contextlib
-import fcntl
-import os
 import random
-import signal
 import sys
-import time
-from collections.abc import Iterator
 
-from chaos import data
-from chaos.environment import API_PORT, DB_NAME, LOG_DIR, REDIS_URL, RunEnvironment, Timings
+from chaos import data, runner
+from chaos.environment import RunEnvironment, Timings
 from chaos.faults import FULL_SCHEDULE, QUICK_SCHEDULE, FaultInjector
 from chaos.load import LoadResult, issue_coupons, place_orders, plan_orders
-from chaos.processes import Fleet
+from chaos.runner import fresh_run, running_fleet, say
 
 FULL_ORDERS = 500
 QUICK_ORDERS = 100
@@ -29,12 +23,6 @@ DEFAULT_RATE = 10.0  # orders a second: about what the fleet settles on two core
 POOR_SHARE = 0.2
 SETTLE_MARGIN = 30.0  # seconds, on top of the deadline and three sweeps
 MIN_SETTLE_WAIT = 90.0
-
-STARTED = time.monotonic()
-
-
-def say(message: str) -> None:
-    print(f"[{time.monotonic() - STARTED:6.1f} s] {message}", flush=True)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -54,54 +42,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return options
 
 
-@contextlib.contextmanager
-def only_run(wait: float) -> Iterator[None]:
-    """One chaos run at a time on this machine: they share a database, a Redis db and a port."""
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    with (LOG_DIR / "chaos.lock").open("w") as lock:
-        give_up = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > give_up:
-                    raise SystemExit("Another chaos run holds .run/chaos/chaos.lock; giving up.") from None
-                time.sleep(1)
-        yield
-
-
-def interrupt_on_signals() -> None:
-    """SIGINT and SIGTERM raise KeyboardInterrupt in the main thread, so that `finally` stops the fleet
-    (SIGINT too: a shell may start a background job with it ignored)."""
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, stop)
-
-
-@contextlib.contextmanager
-def signals_ignored() -> Iterator[None]:
-    """A second Ctrl-C does not cut the clean-up short (it is bounded: see Fleet.stop_all)."""
-    handlers = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
-
-
 def prepare(environment: RunEnvironment, *, users: int, rng: random.Random) -> data.Shop:
-    say(f"resetting database {DB_NAME} and Redis {REDIS_URL}")
-    data.reset_redis()
-    data.reset_database()
-    environment.apply_to_this_process()
-    import django
-
-    django.setup()
-    data.migrate()
+    fresh_run(environment)
     shop = data.create_shop(users=users, poor_share=POOR_SHARE, rng=rng)
     poor = sum(user.poor for user in shop.users)
     say(f"shop: {len(shop.users)} users ({poor} poor), {len(shop.plentiful) + len(shop.scarce)} products "
@@ -120,11 +62,7 @@ def run(options: argparse.Namespace) -> int:
 
     from chaos import report
 
-    fleet = Fleet(environment)
-    try:
-        fleet.start_all()
-        fleet.wait_all_ready()
-        say(f"started {', '.join(f'{name} ({c.pid})' for name, c in fleet.children.items())}; API on :{API_PORT}")
+    with running_fleet(environment) as fleet:
         coupons = issue_coupons(shop)
         say(f"{len(coupons)} users issued the coupon through the API")
 
@@ -154,28 +92,16 @@ def run(options: argparse.Namespace) -> int:
             deadline=timings.deadline,
             sweep_interval=timings.sweep_interval,
             unexpected_exits=fleet.unexpected_exits(),
-            started_at=STARTED,
+            started_at=runner.STARTED,
         )
         if found or stuck:
             say(f"evidence saved to {report.save_evidence(found=found, stuck=stuck)}")
-    finally:
-        say("stopping every process of the run")
-        with signals_ignored():
-            fleet.stop_all()
     report.print_summary(figures)
     return 0 if figures.ok else 1
 
 
 def main(argv: list[str]) -> int:
-    options = parse(argv)
-    os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    interrupt_on_signals()
-    try:
-        with only_run(options.lock_wait):
-            return run(options)
-    except KeyboardInterrupt as interruption:
-        print(f"chaos run interrupted ({interruption}); every process of the run was stopped", file=sys.stderr)
-        return 130
+    return runner.main(run, parse(argv), what="chaos run")
 
 
 if __name__ == "__main__":
