@@ -22,22 +22,22 @@ class Customer:
 def create_customers(*, count: int, prefix: str, balance: int = 0) -> list[Customer]:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
-    from rest_framework.authtoken.models import Token
 
+    from apps.accounts.services import api_keys_issue_bulk
     from apps.balance.models import Balance, BalanceTransaction, TransactionKind
 
     unusable = make_password(None)
     users = get_user_model().objects.bulk_create(
         get_user_model()(username=f"{prefix}-{number}", password=unusable) for number in range(count)
     )
-    tokens = Token.objects.bulk_create(Token(key=Token.generate_key(), user=user) for user in users)
+    keys = api_keys_issue_bulk(users=users)
     if balance:
         Balance.objects.bulk_create(Balance(user=user, amount=balance) for user in users)
         BalanceTransaction.objects.bulk_create(
             BalanceTransaction(user=user, kind=TransactionKind.CHARGE, amount=balance, balance_after=balance)
             for user in users
         )
-    return [Customer(id=token.user_id, token=token.key) for token in tokens]
+    return [Customer(id=user.pk, token=key) for user, key in zip(users, keys, strict=True)]
 
 
 def create_catalog(*, prefix: str) -> list[int]:

@@ -59,8 +59,8 @@ def create_shop(*, users: int, poor_share: float, rng: random.Random) -> Shop:
     with a unit for each user."""
     from django.contrib.auth import get_user_model
     from django.utils import timezone
-    from rest_framework.authtoken.models import Token
 
+    from apps.accounts.services import api_key_issue
     from apps.balance.services import balance_charge
     from apps.coupons.services import coupon_create
     from apps.products.services import product_create
@@ -70,7 +70,7 @@ def create_shop(*, users: int, poor_share: float, rng: random.Random) -> Shop:
     for number in range(users):
         user = get_user_model().objects.create_user(username=f"chaos-user{number}")
         balance_charge(user_id=user.pk, amount=POOR_BALANCE if number in poor else RICH_BALANCE)
-        shop_users.append(ShopUser(id=user.pk, token=Token.objects.create(user=user).key, poor=number in poor))
+        shop_users.append(ShopUser(id=user.pk, token=api_key_issue(user=user), poor=number in poor))
     products = []
     for number, price in enumerate(PRICES):
         scarce = number >= len(PRICES) - len(SCARCE_STOCK)

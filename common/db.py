@@ -1,11 +1,14 @@
 """Database helpers the ORM has no single statement for."""
 
+from collections.abc import Sequence
+
 from django.db import connection, models
 
 
-def insert_or_skip(instance: models.Model, *, unique: str) -> bool:
-    """INSERT the instance unless a row with its value of the unique field `unique` exists; True if it
-    was inserted (the instance then has its primary key and counts as saved).
+def insert_or_skip(instance: models.Model, *, unique: str | Sequence[str]) -> bool:
+    """INSERT the instance unless a row with its values of the unique field `unique` (or of the fields of
+    a unique constraint, given as a sequence) exists; True if it was inserted (the instance then has its
+    primary key and counts as saved).
 
     One statement, INSERT ... ON CONFLICT DO NOTHING: where get_or_create reads, then inserts inside a
     savepoint (or a transaction of its own) and catches IntegrityError, this costs one round trip and is
@@ -17,10 +20,12 @@ def insert_or_skip(instance: models.Model, *, unique: str) -> bool:
     values = [field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields]
     quote = connection.ops.quote_name
     returning = f" RETURNING {quote(meta.pk.column)}" if meta.auto_field else ""
+    unique_fields = [unique] if isinstance(unique, str) else unique
+    conflict = ", ".join(quote(meta.get_field(name).column) for name in unique_fields)
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({quote(meta.get_field(unique).column)}) DO NOTHING{returning}"
+        f"ON CONFLICT ({conflict}) DO NOTHING{returning}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, values)

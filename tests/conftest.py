@@ -6,9 +6,9 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from apps.accounts.services import api_key_issue
 from apps.balance.services import balance_charge
 from apps.coupons.services import coupon_create, coupon_issue
 from apps.products.services import product_create
@@ -76,8 +76,7 @@ def give_coupon(make_coupon):
 def client_for(db):
     def make(user) -> APIClient:
         client = APIClient()
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_key_issue(user=user)}")
         return client
 
     return make

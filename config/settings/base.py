@@ -21,8 +21,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "eventbus",
+    "idempotency",
+    "apps.accounts",
     "apps.orders",
     "apps.products",
     "apps.coupons",
@@ -33,6 +37,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, API docs) served by the application itself, compressed and cached for good.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -91,15 +97,33 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed names (cached for ever by browsers) from `collectstatic`; a missing manifest entry falls back
+    # to the plain name instead of failing the page.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+WHITENOISE_MANIFEST_STRICT = False
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["knox.auth.TokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["common.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "common.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["common.throttles.ScopedRedisRateThrottle"],
+    # What one client may consume (per user, per scope; common.throttles): an empty rate turns a scope off.
+    "DEFAULT_THROTTLE_RATES": {
+        "order_create": env("THROTTLE_RATE_ORDER_CREATE", default="60/min") or None,
+        "order_cancel": env("THROTTLE_RATE_ORDER_CANCEL", default="30/min") or None,
+        "balance_charge": env("THROTTLE_RATE_BALANCE_CHARGE", default="30/min") or None,
+        "coupon_issue": env("THROTTLE_RATE_COUPON_ISSUE", default="30/min") or None,
+    },
 }
+# API keys are stored as digests (apps.accounts); `Authorization: Token <key>`, no expiry unless revoked.
+REST_KNOX = {"TOKEN_TTL": None, "AUTH_HEADER_PREFIX": "Token"}
 
 # --- The saga -------------------------------------------------------------------------------
 SAGA_DEADLINE_SECONDS = env.int("SAGA_DEADLINE_SECONDS", default=60)
@@ -130,6 +154,10 @@ DATA_PLATFORM_MAX_ATTEMPTS = env.int("DATA_PLATFORM_MAX_ATTEMPTS", default=8)
 DATA_PLATFORM_BACKOFF_SECONDS = env.float("DATA_PLATFORM_BACKOFF_SECONDS", default=2.0)
 # Below OUTBOX_HANDLE_TIMEOUT_SECONDS, so that the relay never starts a second chain beside a waiting retry.
 DATA_PLATFORM_BACKOFF_MAX_SECONDS = env.float("DATA_PLATFORM_BACKOFF_MAX_SECONDS", default=45.0)
+
+# Idempotency-Key (API.md): keys are kept this long; a request waits this long for its key's first request.
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=5.0)
 
 RANK_CACHE_SECONDS = env.int("RANK_CACHE_SECONDS", default=10)
 BALANCE_LIMIT = 10_000_000
@@ -164,6 +192,7 @@ CELERY_TASK_DEFAULT_QUEUE = "orders"
 CELERY_TASK_ROUTES = {
     **{f"apps.{name}.tasks.*": {"queue": name, "routing_key": name} for name in SAGA_QUEUES},
     "eventbus.tasks.*": {"queue": MAINTENANCE_QUEUE, "routing_key": MAINTENANCE_QUEUE},
+    "idempotency.tasks.*": {"queue": MAINTENANCE_QUEUE, "routing_key": MAINTENANCE_QUEUE},
     "apps.orders.tasks.sweep_orders_task": {"queue": MAINTENANCE_QUEUE, "routing_key": MAINTENANCE_QUEUE},
 }
 SAGA_SWEEP_INTERVAL_SECONDS = env.float("SAGA_SWEEP_INTERVAL_SECONDS", default=5.0)
@@ -176,6 +205,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": OUTBOX_RELAY_INTERVAL_SECONDS * 5},
     },
     "purge-outbox": {"task": "eventbus.tasks.purge_outbox_task", "schedule": 3600},
+    "purge-idempotency-keys": {"task": "idempotency.tasks.purge_idempotency_keys_task", "schedule": 3600},
     "sweep-orders": {
         "task": "apps.orders.tasks.sweep_orders_task",
         "schedule": SAGA_SWEEP_INTERVAL_SECONDS,

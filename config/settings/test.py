@@ -1,5 +1,5 @@
 from .base import *  # noqa: F403
-from .base import CACHES, DATABASES, env
+from .base import CACHES, DATABASES, STORAGES, env
 
 SECRET_KEY = "tests-only-not-secret"
 # Separate names let several test runs share one machine (TEST_DATABASE_NAME, TEST_REDIS_URL).
@@ -17,3 +17,7 @@ LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "W
 # The tests' in-process worker runs tasks on short-lived threads: let each task close its connection, so
 # that none outlives its thread and blocks dropping the test database.
 CELERY_DB_REUSE_MAX = 0
+# Static files straight from the apps, as in local development (no collectstatic before the tests).
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT = None

@@ -16,8 +16,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
+from apps.accounts.services import api_key_issue
 from apps.balance.services import balance_charge
 from apps.coupons.services import coupon_create
 from apps.products.services import product_create
@@ -81,7 +81,7 @@ def new_run_tag() -> str:
 
 def _user_with_token(*, username: str) -> dict[str, Any]:
     user = get_user_model().objects.create_user(username=username)
-    return {"id": user.pk, "username": user.username, "token": Token.objects.create(user=user).key}
+    return {"id": user.pk, "username": user.username, "token": api_key_issue(user=user)}
 
 
 def _staff_with_token(*, username: str) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def _staff_with_token(*, username: str) -> dict[str, Any]:
     return {
         "id": user.pk,
         "username": user.username,
-        "token": Token.objects.create(user=user).key,
+        "token": api_key_issue(user=user),
         "password": password,
     }
 
