@@ -1,7 +1,8 @@
 """`python -m bench [--quick]` (or `BENCH_QUICK=1 make bench`): the benchmark of issue 4.
 
 Starts the API on gunicorn, two prefork Celery workers and beat (chaos.processes.Fleet) against a
-database (shop_bench, recreated) and Redis db (3) of its own, with the production settings plus the
+database (shop_bench, recreated; or --db-name) and Redis db (3; or --redis-url) of its own, on port 8766
+(or --port; 0 or free: any free port), with the production settings plus the
 bench app (config.settings.bench), and measures in one run:
 1. the Celery no-op ceiling of that fleet;
 2. the saga under closed-loop clients (completed orders/s, accept and end-to-end latency, tasks, SQL and
@@ -22,10 +23,10 @@ import time
 import redis
 
 from bench import data, phases, report
-from bench.environment import REDIS_URL, RESULTS_DIR, bench_environment
+from bench.environment import API_PORT, DB_NAME, REDIS_URL, RESULTS_DIR, bench_environment
 from chaos import runner
-from chaos.environment import ROOT
-from chaos.runner import STARTED, fresh_run, running_fleet, say
+from chaos.environment import ROOT, RunEnvironment
+from chaos.runner import STARTED, add_resource_options, fresh_run, refuse_unsafe_resources, running_fleet, say
 
 CUSTOMER_BALANCE = 10_000_000  # the limit: far more than any phase spends per customer
 HOT_CUSTOMERS = 200
@@ -36,7 +37,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short phases (also BENCH_QUICK=1): under 3 minutes")
     parser.add_argument("--clients", type=int, help="closed-loop clients (default 16)")
     parser.add_argument("--lock-wait", type=float, default=600, help="seconds to wait for a chaos or bench run")
+    add_resource_options(parser, db_name=DB_NAME, redis_url=REDIS_URL, port=API_PORT)
     options = parser.parse_args(argv)
+    refuse_unsafe_resources(parser, options)
     options.quick = options.quick or os.environ.get("BENCH_QUICK", "").lower() in ("1", "true", "yes")
     return options
 
@@ -80,11 +83,10 @@ def checks(figures: dict, found: dict[str, list[str]], unexpected_exits: list[st
     return {"ok": not problems, "problems": problems}
 
 
-def run(options: argparse.Namespace) -> int:
+def run(options: argparse.Namespace, environment: RunEnvironment) -> int:
     sizes = phases.Sizes.of(quick=options.quick)
     if options.clients:
         sizes = dataclasses.replace(sizes, clients=options.clients)
-    environment = bench_environment()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     say(f"benchmark, {'quick' if options.quick else 'full'} form; results will be bench/results/{stamp}.*")
     for key, value in environment.printable().items():
@@ -93,7 +95,7 @@ def run(options: argparse.Namespace) -> int:
 
     from chaos.invariants import violations
 
-    counters = redis.Redis.from_url(REDIS_URL)
+    counters = redis.Redis.from_url(environment.redis_url)
     api_url = environment.api_url
     series: dict = {}
     found: dict[str, list[str]] = {}
@@ -142,7 +144,9 @@ def run(options: argparse.Namespace) -> int:
 
 
 def main(argv: list[str]) -> int:
-    return runner.main(run, parse(argv), what="benchmark")
+    options = parse(argv)
+    environment = bench_environment(db_name=options.db_name, redis_url=options.redis_url, api_port=options.port)
+    return runner.main(run, options, environment, what="benchmark")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Where the benchmark lives: its own database, Redis db, port and logs, and the environment of its
-processes (chaos.environment.RunEnvironment with the benchmark's values).
+processes (chaos.environment.RunEnvironment with the benchmark's values). The database, Redis db and port
+below are the defaults of `python -m bench --db-name --redis-url --port`; logs go to .run/bench/<database>.
 
 Production settings plus the bench app (config.settings.bench), a random secret key, the shop's default
 saga timings (deadline 60 s), a gateway that never declines and adds no latency, no data platform URL.
@@ -21,12 +22,14 @@ VARIABLES = {
 }
 
 
-def bench_environment() -> RunEnvironment:
+def bench_environment(
+    *, db_name: str = DB_NAME, redis_url: str = REDIS_URL, api_port: int = API_PORT
+) -> RunEnvironment:
     return RunEnvironment(
-        db_name=DB_NAME,
-        redis_url=REDIS_URL,
-        api_port=API_PORT,
-        log_dir=LOG_DIR,
+        db_name=db_name,
+        redis_url=redis_url,
+        api_port=api_port,
+        log_dir=LOG_DIR / db_name,
         settings_module="config.settings.bench",
         variables=VARIABLES,
     )

@@ -1,10 +1,13 @@
-"""`python -m chaos [--orders N] [--quick] [--seed S]`: the chaos run (issue 3).
+"""`python -m chaos [--orders N] [--quick] [--seed S] [--db-name D] [--redis-url U] [--port P]`: the chaos run.
 
 Starts the API on gunicorn, two prefork worker fleets and beat against a database and Redis db of its own,
 streams orders from many users while it kills workers, flushes Redis and cuts the workers' database
 connections, waits for the deadline and the sweep, then checks every invariant of DESIGN.md §5 from the
 database. Exits 0 only with no stuck order, no violation and no 5xx. Every child is stopped at the end,
 whatever happened.
+
+The database, Redis db and port default to shop_chaos, db 4 and 8765 (`make chaos`); the tests pass their
+own (config.settings.test CHAOS_*) and any free port, so that two checkouts can run their tests at once.
 """
 
 import argparse
@@ -12,10 +15,10 @@ import random
 import sys
 
 from chaos import data, runner
-from chaos.environment import RunEnvironment, Timings
+from chaos.environment import API_PORT, DB_NAME, REDIS_URL, RunEnvironment, Timings
 from chaos.faults import FULL_SCHEDULE, QUICK_SCHEDULE, FaultInjector
 from chaos.load import LoadResult, issue_coupons, place_orders, plan_orders
-from chaos.runner import fresh_run, running_fleet, say
+from chaos.runner import add_resource_options, fresh_run, refuse_unsafe_resources, running_fleet, say
 
 FULL_ORDERS = 500
 QUICK_ORDERS = 100
@@ -32,7 +35,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, help="seed of the plan of orders and faults (default: random)")
     parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="orders per second at most")
     parser.add_argument("--lock-wait", type=float, default=600, help="seconds to wait for another chaos run")
+    add_resource_options(parser, db_name=DB_NAME, redis_url=REDIS_URL, port=API_PORT)
     options = parser.parse_args(argv)
+    refuse_unsafe_resources(parser, options)
     options.orders = options.orders or (QUICK_ORDERS if options.quick else FULL_ORDERS)
     if options.orders < 10:
         parser.error("--orders must be at least 10")
@@ -40,6 +45,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         parser.error("--rate must be greater than 0")
     options.seed = options.seed if options.seed is not None else random.randrange(1_000_000)
     return options
+
+
+def environment_of(options: argparse.Namespace) -> RunEnvironment:
+    return RunEnvironment(db_name=options.db_name, redis_url=options.redis_url, api_port=options.port)
 
 
 def prepare(environment: RunEnvironment, *, users: int, rng: random.Random) -> data.Shop:
@@ -51,11 +60,11 @@ def prepare(environment: RunEnvironment, *, users: int, rng: random.Random) -> d
     return shop
 
 
-def run(options: argparse.Namespace) -> int:
+def run(options: argparse.Namespace, environment: RunEnvironment) -> int:
     rng = random.Random(options.seed)
     timings = Timings.of_run()
-    environment = RunEnvironment()
-    say(f"chaos run: {options.orders} orders, seed {options.seed}, {'quick' if options.quick else 'full'} form")
+    form = "quick" if options.quick else "full"
+    say(f"chaos run: {options.orders} orders, seed {options.seed}, {form} form; logs in {environment.log_dir}")
     for key, value in environment.printable().items():
         print(f"    {key}={value}")
     shop = prepare(environment, users=min(50, max(10, options.orders // 10)), rng=rng)
@@ -63,7 +72,7 @@ def run(options: argparse.Namespace) -> int:
     from chaos import report
 
     with running_fleet(environment) as fleet:
-        coupons = issue_coupons(shop)
+        coupons = issue_coupons(shop, api_url=environment.api_url)
         say(f"{len(coupons)} users issued the coupon through the API")
 
         plans = plan_orders(shop, count=options.orders, rng=rng)
@@ -74,7 +83,7 @@ def run(options: argparse.Namespace) -> int:
         say(f"placing {len(plans)} orders ({sum(p.with_coupon for p in plans)} with a coupon) under faults")
         faults.start()
         try:
-            place_orders(plans, coupons, load, rate=options.rate)
+            place_orders(plans, coupons, load, rate=options.rate, api_url=environment.api_url)
             faults.finish()
         finally:
             faults.abort()
@@ -95,13 +104,14 @@ def run(options: argparse.Namespace) -> int:
             started_at=runner.STARTED,
         )
         if found or stuck:
-            say(f"evidence saved to {report.save_evidence(found=found, stuck=stuck)}")
+            say(f"evidence saved to {report.save_evidence(found=found, stuck=stuck, log_dir=environment.log_dir)}")
     report.print_summary(figures)
     return 0 if figures.ok else 1
 
 
 def main(argv: list[str]) -> int:
-    return runner.main(run, parse(argv), what="chaos run")
+    options = parse(argv)
+    return runner.main(run, options, environment_of(options), what="chaos run")
 
 
 if __name__ == "__main__":

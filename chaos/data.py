@@ -13,7 +13,7 @@ import psycopg
 import redis
 from psycopg import sql
 
-from chaos.environment import DB_NAME, DB_SERVER, REDIS_URL
+from chaos.environment import RunEnvironment
 
 RICH_BALANCE = 5_000_000
 POOR_BALANCE = 20_000
@@ -38,13 +38,13 @@ class Shop:
     coupon_id: int
 
 
-def reset_database(db_name: str = DB_NAME) -> None:
-    with psycopg.connect(f"{DB_SERVER}/postgres", autocommit=True) as connection:
+def reset_database(db_name: str) -> None:
+    with psycopg.connect(RunEnvironment.maintenance_url("chaos-reset"), autocommit=True) as connection:
         connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_name)))
         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
 
 
-def reset_redis(redis_url: str = REDIS_URL) -> None:
+def reset_redis(redis_url: str) -> None:
     redis.Redis.from_url(redis_url).flushdb()
 
 

@@ -1,26 +1,36 @@
 """Where the chaos run lives (its own database, Redis db and port) and the environment of its processes.
 
 Every process of the run (the API, the workers, beat, and this process's own Django) uses the production
-settings against the database `shop_chaos` and Redis db 4, with saga timings short enough that a run ends
-in a minute or two. The workers connect as `application_name=chaos-worker`, which is how the DB cut finds
-their connections and only theirs.
+settings against the run's database and Redis db, with saga timings short enough that a run ends in a
+minute or two. By default those are the database `shop_chaos`, Redis db 4 and port 8765 (`make chaos`);
+`python -m chaos --db-name --redis-url --port` picks others, so that runs from several checkouts share a
+machine. The workers connect as `application_name=chaos-worker`, which, with the run's database name, is
+how the DB cut finds their connections and only theirs.
 """
 
 import os
 import secrets
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 LOG_DIR = ROOT / ".run" / "chaos"
 
+# The defaults of `python -m chaos`; a run's own values are on its RunEnvironment.
 DB_NAME = "shop_chaos"
 DB_SERVER = "postgres://postgres@127.0.0.1:5432"
 REDIS_URL = "redis://127.0.0.1:6379/4"
 API_HOST = "127.0.0.1"
 API_PORT = 8765
-API_URL = f"http://{API_HOST}:{API_PORT}"
+FREE_PORT = 0  # as --port (or --port free): any port free when the fleet starts
+
+# A run drops its database and flushes its Redis db: never these (the server's own and development's).
+PROTECTED_DATABASES = frozenset({"postgres", "template0", "template1", "shop"})
+PROTECTED_REDIS_DB = 0
 
 WORKER_APP_NAME = "chaos-worker"  # what the DB cut terminates
 API_APP_NAME = "chaos-api"
@@ -57,11 +67,59 @@ class Timings:
         )
 
 
+def port_option(text: str) -> int:
+    """An argparse type for --port: a TCP port, or 0 / "free" for any port free when the fleet starts."""
+    if text.strip().lower() == "free":
+        return FREE_PORT
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"no TCP port: {port}")
+    return port
+
+
+def free_port() -> int:
+    """A port nobody listens on now (the kernel's pick): taken just before the API binds it, so that
+    nothing else is likely to take it in between."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((API_HOST, 0))
+        return probe.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    """Whether something listens on the port (binding as gunicorn does, with SO_REUSEADDR, so that
+    connections of a past run in TIME_WAIT do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((API_HOST, port))
+        except OSError:
+            return True
+        return False
+
+
+def redis_location(redis_url: str) -> tuple[str, int, int]:
+    """Host, port and db of a Redis URL, whichever way the URL spells the db."""
+    kwargs = redis.ConnectionPool.from_url(redis_url).connection_kwargs
+    return kwargs.get("host", "localhost"), int(kwargs.get("port", 6379)), int(kwargs.get("db", 0))
+
+
+def unsafe_resources(db_name: str, redis_url: str) -> str | None:
+    """Why a run must not use this database or Redis db (it drops the one and flushes the other), or
+    None: a mistyped --db-name or --redis-url must not wipe the development data."""
+    if db_name in PROTECTED_DATABASES:
+        return f"a run recreates its database: not {db_name!r} ({', '.join(sorted(PROTECTED_DATABASES))})"
+    if redis_location(redis_url)[2] == PROTECTED_REDIS_DB:
+        return f"a run flushes its Redis db: not db {PROTECTED_REDIS_DB}, development's ({redis_url})"
+    return None
+
+
 class RunEnvironment:
     """The variables shared by every process of one run (one random secret key per run).
 
     The defaults are the chaos run's; the benchmark (bench/) runs the same fleet against its own database,
-    Redis db, port, log directory, settings module and variables."""
+    Redis db, port, log directory, settings module and variables. `api_port` FREE_PORT (0) means any free
+    port, taken when the fleet starts (claim_api_port). The logs go to a directory per database, so that
+    two runs from one checkout never write into each other's logs."""
 
     def __init__(
         self,
@@ -69,7 +127,7 @@ class RunEnvironment:
         db_name: str = DB_NAME,
         redis_url: str = REDIS_URL,
         api_port: int = API_PORT,
-        log_dir: Path = LOG_DIR,
+        log_dir: Path | None = None,  # default: .run/chaos/<db_name>
         settings_module: str = "config.settings.production",
         variables: dict[str, str] | None = None,  # default: the chaos timings and behaviour
     ) -> None:
@@ -77,14 +135,32 @@ class RunEnvironment:
         self.db_name = db_name
         self.redis_url = redis_url
         self.api_port = api_port
-        self.api_url = f"http://{API_HOST}:{api_port}"
-        self.log_dir = log_dir
+        self.log_dir = LOG_DIR / db_name if log_dir is None else log_dir
         self.settings_module = settings_module
         self.variables = {**TIMINGS, **BEHAVIOUR} if variables is None else dict(variables)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{API_HOST}:{self.api_port}"
+
+    def claim_api_port(self) -> int:
+        """Just before the API starts: take a free port if any was asked for, or make sure the one asked
+        for is free. Otherwise gunicorn would fail to bind while the readiness check, and then the load,
+        talked to whatever listens there (another checkout's chaos API, say)."""
+        if self.api_port == FREE_PORT:
+            self.api_port = free_port()
+        elif port_in_use(self.api_port):
+            raise RuntimeError(f"port {self.api_port} is in use (another run's API?): pass another --port, or free")
+        return self.api_port
 
     def database_url(self, application_name: str) -> str:
         # django-environ passes query parameters into OPTIONS, which psycopg sends to the server.
         return f"{DB_SERVER}/{self.db_name}?application_name={application_name}"
+
+    @staticmethod
+    def maintenance_url(application_name: str) -> str:
+        """The server's `postgres` database: where a run drops and creates its own, and holds its lock."""
+        return f"{DB_SERVER}/postgres?application_name={application_name}"
 
     def settings(self) -> dict[str, str]:
         return {

@@ -2,8 +2,10 @@
 
 - kill: SIGKILL one prefork pool process of a worker (its task is redelivered; the pool forks anew);
 - crash: SIGKILL a worker's main process with its pool, then start it again (a supervisor's restart);
-- flush: FLUSHDB on the run's Redis: queued tasks, process hashes, locks and the broker's bindings go;
-- cut: pg_terminate_backend on every database connection the workers hold (at least one).
+- flush: FLUSHDB on the run's Redis db: queued tasks, process hashes, locks and the broker's bindings go;
+- cut: pg_terminate_backend on every connection the workers hold to the run's database (at least one).
+
+Both touch only the run's own Redis db and database, so that runs from other checkouts go on unharmed.
 """
 
 import random
@@ -15,11 +17,15 @@ from datetime import UTC, datetime
 import psycopg
 import redis
 
-from chaos.environment import DB_NAME, DB_SERVER, REDIS_URL, WORKER_APP_NAME
+from chaos.environment import WORKER_APP_NAME
 from chaos.load import LoadResult
 from chaos.processes import Fleet
 
 CUT_PATIENCE = 10.0  # seconds
+CUT_QUERY = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+    " WHERE application_name = %(application_name)s AND datname = %(db_name)s"
+)
 QUICK_SCHEDULE = ((0.3, "kill"), (0.5, "flush"), (0.7, "cut"))
 FULL_SCHEDULE = (
     (0.12, "kill"),
@@ -105,7 +111,7 @@ class FaultInjector:
         return f"SIGKILL worker {name} (main process {old} and its pool), restarted as {new}"
 
     def _flush(self) -> str:
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(self.fleet.environment.redis_url)
         keys = client.dbsize()
         client.flushdb()
         return f"FLUSHDB dropped {keys} keys"
@@ -113,14 +119,21 @@ class FaultInjector:
     def _cut(self) -> str:
         """Celery's Django fixup closes a worker's connection after each task, so the workers hold
         connections only while tasks run: try for a while until the cut hits at least one."""
-        query = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s"
-        url = f"{DB_SERVER}/{DB_NAME}?application_name=chaos-faults"
+        db_name = self.fleet.environment.db_name
         give_up = time.monotonic() + CUT_PATIENCE
-        with psycopg.connect(url, autocommit=True) as connection:
+        with psycopg.connect(self.fleet.environment.database_url("chaos-faults"), autocommit=True) as connection:
             while True:
-                cut = sum(1 for (done,) in connection.execute(query, (WORKER_APP_NAME,)) if done)
+                cut = terminate_backends(connection, db_name=db_name, application_name=WORKER_APP_NAME)
                 if cut:
                     return f"pg_terminate_backend on {cut} worker connections"
                 if time.monotonic() > give_up:
                     raise RuntimeError(f"no worker held a database connection for {CUT_PATIENCE:.0f} s")
                 time.sleep(0.02)
+
+
+def terminate_backends(connection: psycopg.Connection, *, db_name: str, application_name: str) -> int:
+    """pg_terminate_backend on the connections named `application_name` to the database `db_name`, and
+    no others: every chaos run's workers share the name, so the database tells this run's apart.
+    Returns how many were terminated."""
+    rows = connection.execute(CUT_QUERY, {"application_name": application_name, "db_name": db_name})
+    return sum(1 for (done,) in rows if done)

@@ -9,13 +9,15 @@ from django.db.models import Sum
 
 from apps.balance.models import Balance, BalanceTransaction, TransactionKind
 from apps.coupons.models import Coupon, UserCoupon, UserCouponStatus
-from apps.orders.events import OrderFailed, OrderPaymentWaited
+from apps.orders.events import OrderCanceled, OrderFailed, OrderPaymentWaited
 from apps.orders.models import Order, OrderItem, OrderStatus
 from apps.payments.models import Payment, PaymentStatus
 from apps.products.models import MovementKind, Stock, StockMovement
 from eventbus.models import OutboxMessage
 
-TERMINAL = (OrderStatus.COMPLETED, OrderStatus.FAILED)
+TERMINAL = (OrderStatus.COMPLETED, OrderStatus.FAILED, OrderStatus.CANCELED)
+# Orders that hold nothing once their compensations have run.
+GIVEN_BACK = (OrderStatus.FAILED, OrderStatus.CANCELED)
 
 
 def violations(published_events=None, *, decisions: bool = True) -> list[str]:
@@ -54,6 +56,8 @@ def _money(orders) -> list[str]:
             found.append(f"completed order {order_id}: uses {uses}, refunds {refunds}, total {order.total_price}")
         if order.status == OrderStatus.FAILED and uses != refunds:
             found.append(f"failed order {order_id}: uses {uses} but refunds {refunds}")
+        if order.status == OrderStatus.CANCELED and (uses != [order.total_price] or refunds != uses):
+            found.append(f"canceled order {order_id}: uses {uses}, refunds {refunds}, total {order.total_price}")
         if kinds[TransactionKind.USE] > 1 or kinds[TransactionKind.REFUND] > 1:
             found.append(f"order {order_id}: ledger kinds {dict(kinds)}")
     return found
@@ -84,8 +88,8 @@ def _stock(orders) -> list[str]:
     for order_id, order in orders.items():
         units = sum(item.quantity for item in order.items.all())
         net = net_by_order.get(order_id, 0)
-        if order.status == OrderStatus.FAILED and net != 0:
-            found.append(f"failed order {order_id} still holds {-net} units")
+        if order.status in GIVEN_BACK and net != 0:
+            found.append(f"{order.status.lower()} order {order_id} still holds {-net} units")
         if order.status == OrderStatus.COMPLETED and net != -units:
             found.append(f"completed order {order_id} took {-net} units, ordered {units}")
     return found
@@ -100,7 +104,7 @@ def _coupons(orders) -> list[str]:
                 f"coupon {coupon.pk}: {issued} issued, counter {coupon.issued_count}, quantity {coupon.quantity}"
             )
     for user_coupon in UserCoupon.objects.all():
-        holders = [o for o in orders.values() if o.user_coupon_id == user_coupon.pk and o.status != OrderStatus.FAILED]
+        holders = [o for o in orders.values() if o.user_coupon_id == user_coupon.pk and o.status not in GIVEN_BACK]
         if len(holders) > 1:
             found.append(f"user coupon {user_coupon.pk} used by {len(holders)} live orders")
         used = user_coupon.status == UserCouponStatus.USED
@@ -117,12 +121,14 @@ def _payments(orders) -> list[str]:
             found.append(f"payment {payment.pk} does not match its order")
         elif (payment.status == PaymentStatus.COMPLETED) != (order.status == OrderStatus.COMPLETED):
             found.append(f"payment {payment.pk} is {payment.status} but order {order.pk} is {order.status}")
+        elif order.status == OrderStatus.CANCELED and payment.status != PaymentStatus.CANCELED:
+            found.append(f"payment {payment.pk} is {payment.status} but order {order.pk} is CANCELED")
     return found
 
 
 def _decision_events(published_events) -> list[tuple[str, int]]:
-    """(event type, order id) of every OrderPaymentWaited and OrderFailed, each event once."""
-    types = (OrderPaymentWaited.event_type(), OrderFailed.event_type())
+    """(event type, order id) of every OrderPaymentWaited, OrderFailed and OrderCanceled, each event once."""
+    types = (OrderPaymentWaited.event_type(), OrderFailed.event_type(), OrderCanceled.event_type())
     if published_events is not None:
         return [(type(e).__name__, e.order_id) for e in published_events if type(e).__name__ in types]
     rows = OutboxMessage.objects.filter(event_type__in=types).values_list("event_type", "order_id", "event_id")
@@ -133,11 +139,18 @@ def _decisions(orders, decisions: list[tuple[str, int]]) -> list[str]:
     found = []
     waited = Counter(order_id for event_type, order_id in decisions if event_type == "OrderPaymentWaited")
     failed = Counter(order_id for event_type, order_id in decisions if event_type == "OrderFailed")
+    canceled = Counter(order_id for event_type, order_id in decisions if event_type == "OrderCanceled")
     for order_id, order in orders.items():
-        if waited[order_id] > 1 or failed[order_id] > 1:
-            found.append(f"order {order_id}: {waited[order_id]} OrderPaymentWaited, {failed[order_id]} OrderFailed")
-        if order.status == OrderStatus.COMPLETED and (waited[order_id], failed[order_id]) != (1, 0):
-            found.append(f"completed order {order_id}: decisions {waited[order_id]}/{failed[order_id]}")
+        if waited[order_id] > 1 or failed[order_id] > 1 or canceled[order_id] > 1:
+            found.append(
+                f"order {order_id}: {waited[order_id]} OrderPaymentWaited, {failed[order_id]} OrderFailed, "
+                f"{canceled[order_id]} OrderCanceled"
+            )
+        paid_for = order.status in (OrderStatus.COMPLETED, OrderStatus.CANCELED)
+        if paid_for and (waited[order_id], failed[order_id]) != (1, 0):
+            found.append(f"{order.status.lower()} order {order_id}: decisions {waited[order_id]}/{failed[order_id]}")
+        if (order.status == OrderStatus.CANCELED) != (canceled[order_id] == 1):
+            found.append(f"{order.status.lower()} order {order_id}: {canceled[order_id]} OrderCanceled")
         if order.status == OrderStatus.FAILED and failed[order_id] != 1:
             found.append(f"failed order {order_id}: {failed[order_id]} OrderFailed")
     return found

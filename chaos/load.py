@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import requests
 
 from chaos.data import Shop, ShopUser
-from chaos.environment import API_URL
 
 THREADS = 12
 REQUEST_TIMEOUT = 30
@@ -77,13 +76,13 @@ def _session(token: str | None = None) -> requests.Session:
     return session
 
 
-def issue_coupons(shop: Shop) -> dict[int, int]:
+def issue_coupons(shop: Shop, *, api_url: str) -> dict[int, int]:
     """Each user issues the shop's coupon through the API; returns user id → user coupon id."""
     issued = {}
     with _session() as session:
         for user in shop.users:
             headers = {"Authorization": f"Token {user.token}"}
-            url = f"{API_URL}/api/v1/users/{user.id}/coupons"
+            url = f"{api_url}/api/v1/users/{user.id}/coupons"
             answer = session.post(f"{url}/issue", json={"coupon_id": shop.coupon_id}, headers=headers, timeout=10)
             if answer.status_code == 201:
                 issued[user.id] = answer.json()["id"]
@@ -100,7 +99,9 @@ def issue_coupons(shop: Shop) -> dict[int, int]:
     return issued
 
 
-def place_orders(plans: list[OrderPlan], coupons: dict[int, int], result: LoadResult, *, rate: float) -> None:
+def place_orders(
+    plans: list[OrderPlan], coupons: dict[int, int], result: LoadResult, *, rate: float, api_url: str
+) -> None:
     """POST every planned order from THREADS threads, each with its own session, at most `rate` orders
     a second overall (the n-th order leaves no sooner than n / rate seconds after the start)."""
     local = threading.local()
@@ -113,7 +114,7 @@ def place_orders(plans: list[OrderPlan], coupons: dict[int, int], result: LoadRe
         body = {"items": plan.items, "user_coupon_id": coupons.get(plan.user.id) if plan.with_coupon else None}
         headers = {"Authorization": f"Token {plan.user.token}"}
         try:
-            answer = local.session.post(f"{API_URL}/api/v1/orders", json=body, headers=headers, timeout=REQUEST_TIMEOUT)
+            answer = local.session.post(f"{api_url}/api/v1/orders", json=body, headers=headers, timeout=REQUEST_TIMEOUT)
         except requests.RequestException as error:
             result.record("connection error", None, repr(error))
             return

@@ -41,7 +41,19 @@ def roles(schedule_dir: Path, api_port: int) -> list[Role]:
     return [
         Role(
             name="api",
-            command=[str(BIN / "gunicorn"), "config.wsgi", "-b", f"{API_HOST}:{api_port}", "-w", "2", "--threads", "4"],
+            # The API's own gunicorn config (gthread, JSON refusals, the connection check); 2 × 4 pinned here.
+            command=[
+                str(BIN / "gunicorn"),
+                "config.wsgi",
+                "-c",
+                str(ROOT / "config" / "gunicorn.conf.py"),
+                "-b",
+                f"{API_HOST}:{api_port}",
+                "-w",
+                "2",
+                "--threads",
+                "4",
+            ],
             application_name=API_APP_NAME,
         ),
         Role(

@@ -17,8 +17,6 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import close_old_connections
 from django.forms.models import model_to_dict
 
-from chaos.environment import LOG_DIR
-
 UNDECIDED = ("CREATED", "PAYMENT_WAITING")
 FAILURE_KINDS = (
     ("balance", "balance step failed"),
@@ -270,7 +268,7 @@ def print_summary(figures: Figures) -> None:
     print(json.dumps({"chaos_summary": True, "ok": figures.ok, **summary, "problems": figures.problems}), flush=True)
 
 
-def save_evidence(*, found: list[str], stuck: list[int], limit: int = 20) -> Path:
+def save_evidence(*, found: list[str], stuck: list[int], log_dir: Path, limit: int = 20) -> Path:
     """Everything the database knows of the orders named in violations or stuck: the order, its outbox
     rows, the participants' step records and ledgers, its payment and delivery."""
     from apps.balance.models import BalanceStep, BalanceTransaction
@@ -301,6 +299,6 @@ def save_evidence(*, found: list[str], stuck: list[int], limit: int = 20) -> Pat
             "payment": list(Payment.objects.filter(order_id=order_id).values()),
             "delivery": list(Delivery.objects.filter(order_id=order_id).values()),
         }
-    path = LOG_DIR / f"evidence-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = log_dir / f"evidence-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(evidence, cls=DjangoJSONEncoder, indent=1, default=str))
     return path

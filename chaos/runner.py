@@ -1,41 +1,67 @@
-"""What a whole-system run (the chaos run, the benchmark) needs around its work: one run at a time on
-this machine, a fresh database and Redis db, the fleet started and always stopped, and a clean exit on
-Ctrl-C or SIGTERM."""
+"""What a whole-system run (the chaos run, the benchmark) needs around its work: one run at a time per
+database and Redis db, a fresh database and Redis db, the fleet started and always stopped, and a clean
+exit on Ctrl-C or SIGTERM."""
 
 import argparse
 import contextlib
-import fcntl
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 
+import psycopg
+
 from chaos import data
-from chaos.environment import LOG_DIR, ROOT, RunEnvironment
+from chaos.environment import ROOT, RunEnvironment, port_option, redis_location, unsafe_resources
 from chaos.processes import Fleet
 
 STARTED = time.monotonic()
+LOCK_APP_NAME = "chaos-lock"
+TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('shop run: ' || %s, 0))"
 
 
 def say(message: str) -> None:
     print(f"[{time.monotonic() - STARTED:6.1f} s] {message}", flush=True)
 
 
+def add_resource_options(parser: argparse.ArgumentParser, *, db_name: str, redis_url: str, port: int) -> None:
+    """--db-name, --redis-url and --port: what a run uses alone (it recreates the database and flushes the
+    Redis db), so that runs from several checkouts can share a machine."""
+    parser.add_argument("--db-name", default=db_name, help=f"database to recreate for the run (default {db_name})")
+    parser.add_argument("--redis-url", default=redis_url, help=f"Redis db to flush for the run (default {redis_url})")
+    parser.add_argument(
+        "--port", type=port_option, default=port, help=f"the API's port; 0 or free: any free port (default {port})"
+    )
+
+
+def refuse_unsafe_resources(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
+    if reason := unsafe_resources(options.db_name, options.redis_url):
+        parser.error(reason)
+
+
+def held_resources(environment: RunEnvironment) -> list[str]:
+    """What a run holds alone: its database and its Redis db, named the same from any checkout."""
+    host, port, db = redis_location(environment.redis_url)
+    return [f"database {environment.db_name}", f"Redis {host}:{port}/{db}"]
+
+
 @contextlib.contextmanager
-def only_run(wait: float) -> Iterator[None]:
-    """One run at a time on this machine: the chaos run and the benchmark share the CPU, and each run
-    of a kind its database, Redis db and port."""
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    with (LOG_DIR / "chaos.lock").open("w") as lock:
+def only_run(environment: RunEnvironment, wait: float) -> Iterator[None]:
+    """One run at a time per database and per Redis db, whichever checkout starts it: a run recreates
+    its database and flushes its Redis db, so a second run on either would wreck the first. Runs on
+    other databases and Redis dbs go on in parallel (the API port is checked when the fleet starts).
+
+    The locks are PostgreSQL session advisory locks keyed by a hash of each name, held on the server's
+    `postgres` database (advisory locks are scoped per database, and the run's own is dropped): every
+    checkout using the server sees them, and they go with the connection when the process dies, however
+    it dies. A run takes its database's lock before its Redis db's, so no two runs wait on each other."""
+    with psycopg.connect(environment.maintenance_url(LOCK_APP_NAME), autocommit=True) as connection:
         give_up = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
+        for resource in held_resources(environment):
+            while not connection.execute(TRY_LOCK, (resource,)).fetchone()[0]:
                 if time.monotonic() > give_up:
-                    raise SystemExit("Another chaos or bench run holds .run/chaos/chaos.lock; giving up.") from None
+                    raise SystemExit(f"Another chaos or bench run holds {resource}; giving up after {wait:.0f} s.")
                 time.sleep(1)
         yield
 
@@ -77,6 +103,7 @@ def fresh_run(environment: RunEnvironment) -> None:
 @contextlib.contextmanager
 def running_fleet(environment: RunEnvironment) -> Iterator[Fleet]:
     """The API, the workers and beat, ready; stopped when the block ends, however it ends."""
+    environment.claim_api_port()
     fleet = Fleet(environment)
     try:
         fleet.start_all()
@@ -90,13 +117,20 @@ def running_fleet(environment: RunEnvironment) -> Iterator[Fleet]:
             fleet.stop_all()
 
 
-def main(run: Callable[[argparse.Namespace], int], options: argparse.Namespace, *, what: str) -> int:
-    """Run `run(options)` from the project's root, alone on the machine; 130 if interrupted."""
+def main(
+    run: Callable[[argparse.Namespace, RunEnvironment], int],
+    options: argparse.Namespace,
+    environment: RunEnvironment,
+    *,
+    what: str,
+) -> int:
+    """Run `run(options, environment)` from the project's root, alone on its database and Redis db; 130
+    if interrupted."""
     os.chdir(ROOT)
     interrupt_on_signals()
     try:
-        with only_run(options.lock_wait):
-            return run(options)
+        with only_run(environment, options.lock_wait):
+            return run(options, environment)
     except KeyboardInterrupt as interruption:
         print(f"{what} interrupted ({interruption}); every process of the run was stopped", file=sys.stderr)
         return 130

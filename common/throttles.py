@@ -10,7 +10,9 @@ import logging
 import math
 import uuid
 
+from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
+from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
 from common.redis import redis_client
@@ -60,6 +62,13 @@ class ScopedRedisRateThrottle(ScopedRateThrottle):
             return True
         self._wait = float(answer)
         return self._wait <= 0
+
+    def get_rate(self) -> str | None:
+        """Read at each request (DRF's own class keeps the rates of the moment it was imported)."""
+        rates = api_settings.DEFAULT_THROTTLE_RATES
+        if self.scope not in rates:
+            raise ImproperlyConfigured(f"No rate is set for the throttle scope {self.scope!r}.")
+        return rates[self.scope]
 
     def wait(self) -> float:
         return max(1, math.ceil(self._wait))

@@ -11,6 +11,9 @@ that first run fails. Every listener, inline or not, has its outbox row.
     PaymentFailed ──► OrderFailed
     completion failing (the order failed meanwhile) ──► OrderCompleteFailed ──► cancel payment
         ──► PaymentCanceled ──► OrderFailed (once: the order is already FAILED)
+    a customer cancels before completion ──► OrderFailed (as above)
+    a customer cancels a completed order ──► OrderCanceled ──► cancel payment, every participant gives
+        back what its own records say the order took, the rank loses its units, the platform is told
 """
 
 from apps.balance import tasks as balance
@@ -19,7 +22,14 @@ from apps.coupons import tasks as coupons
 from apps.coupons.events import CouponRestored, CouponUsed, CouponUseFailed
 from apps.dataplatform import tasks as dataplatform
 from apps.orders import tasks as orders
-from apps.orders.events import OrderCompleted, OrderCompleteFailed, OrderCreated, OrderFailed, OrderPaymentWaited
+from apps.orders.events import (
+    OrderCanceled,
+    OrderCompleted,
+    OrderCompleteFailed,
+    OrderCreated,
+    OrderFailed,
+    OrderPaymentWaited,
+)
 from apps.payments import tasks as payments
 from apps.payments.events import PaymentCanceled, PaymentFailed, PaymentPaid
 from apps.products import tasks as products
@@ -27,7 +37,7 @@ from apps.products.events import StockDeducted, StockDeductFailed, StockRestored
 from eventbus.bus import inline, only_if
 
 
-def has_coupon(event: OrderCreated | OrderFailed) -> bool:
+def has_coupon(event: OrderCreated | OrderFailed | OrderCanceled) -> bool:
     return event.user_coupon_id is not None
 
 
@@ -57,6 +67,18 @@ ROUTES = {
         balance.refund_balance_task,
         only_if(has_coupon, coupons.restore_coupon_task),
         products.restore_stock_task,
+    ),
+    # 7. A completed order cancelled by its customer: the payment is cancelled at the gateway (its
+    #    PaymentCanceled then finds the order CANCELED and fails nothing), each participant gives back what
+    #    its own records say the order took (the same once-only undo as on OrderFailed), the day's rank
+    #    loses the units, the data platform is told. The API publishes it: no listener runs inline.
+    OrderCanceled: (
+        payments.cancel_payment_task,
+        balance.refund_balance_task,
+        only_if(has_coupon, coupons.restore_coupon_task),
+        products.restore_stock_task,
+        products.remove_from_rank_task,
+        dataplatform.deliver_cancellation_task,
     ),
     # Compensations are reported for operators and audit; no listener needs them yet.
     BalanceRefunded: (),

@@ -5,6 +5,7 @@ from rest_framework.views import APIView
 from apps.balance.selectors import balance_of
 from apps.balance.services import balance_charge
 from common.api import acting_user_id
+from idempotency.decorators import idempotent
 
 
 class BalanceApi(APIView):
@@ -14,9 +15,12 @@ class BalanceApi(APIView):
 
 
 class BalanceChargeApi(APIView):
+    throttle_scope = "balance_charge"
+
     class InputSerializer(serializers.Serializer):
         amount = serializers.IntegerField(min_value=1)  # the limit is the service's to check
 
+    @idempotent
     def post(self, request, user_id: int):
         user_id = acting_user_id(request, user_id)
         data = self.InputSerializer(data=request.data)

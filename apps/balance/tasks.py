@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from apps.balance.services import balance_refund, balance_use
-from apps.orders.events import OrderCreated, OrderFailed
+from apps.orders.events import OrderCanceled, OrderCreated, OrderFailed
 from common.tasks import COMPENSATION_TASK_OPTIONS, LISTENER_TASK_OPTIONS
 from eventbus.events import event_from_envelope
 
@@ -14,5 +14,5 @@ def use_balance_task(envelope: dict) -> None:
 
 @shared_task(**COMPENSATION_TASK_OPTIONS)
 def refund_balance_task(envelope: dict) -> None:
-    event: OrderFailed = event_from_envelope(envelope)
+    event: OrderFailed | OrderCanceled = event_from_envelope(envelope)
     balance_refund(order_id=event.order_id)

@@ -5,6 +5,7 @@ from rest_framework.views import APIView
 from apps.coupons.selectors import coupons_of
 from apps.coupons.services import coupon_issue
 from common.api import acting_user_id
+from idempotency.decorators import idempotent
 
 
 class UserCouponOutputSerializer(serializers.Serializer):
@@ -25,9 +26,12 @@ class UserCouponListApi(APIView):
 
 
 class CouponIssueApi(APIView):
+    throttle_scope = "coupon_issue"
+
     class InputSerializer(serializers.Serializer):
         coupon_id = serializers.IntegerField(min_value=1)
 
+    @idempotent
     def post(self, request, user_id: int):
         user_id = acting_user_id(request, user_id)
         data = self.InputSerializer(data=request.data)

@@ -13,13 +13,14 @@ from common.errors import ApplicationError
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "order_id", "status", "attempts", "last_error", "updated_at", "delivered_at")
-    list_filter = ("status",)
+    list_display = ("id", "order_id", "event_type", "status", "attempts", "last_error", "updated_at", "delivered_at")
+    list_filter = ("status", "event_type")
     search_fields = ("order_id__exact",)
     ordering = ("-updated_at", "-id")
     fields = (
         "id",
         "order_id",
+        "event_type",
         "status",
         "attempts",
         "last_error",

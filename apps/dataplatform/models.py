@@ -10,9 +10,11 @@ class DeliveryStatus(models.TextChoices):
 
 
 class Delivery(models.Model):
-    """One completed order on its way to the external data platform."""
+    """One event of an order on its way to the external data platform: its completion, and its
+    cancellation if its customer cancels it later."""
 
-    order_id = models.BigIntegerField(unique=True)
+    order_id = models.BigIntegerField()
+    event_type = models.CharField(max_length=64, default="OrderCompleted", help_text="OrderCompleted or OrderCanceled")
     payload = models.JSONField()
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -24,6 +26,9 @@ class Delivery(models.Model):
     class Meta:
         verbose_name_plural = "deliveries"
         indexes = [models.Index(fields=["status", "updated_at"], name="delivery_status_age")]
+        constraints = [
+            models.UniqueConstraint(fields=["order_id", "event_type"], name="delivery_once_per_order_event"),
+        ]
 
     def __str__(self) -> str:
-        return f"order {self.order_id} → data platform: {self.status}"
+        return f"{self.event_type} of order {self.order_id} → data platform: {self.status}"

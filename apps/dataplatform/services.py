@@ -1,5 +1,10 @@
-"""Sends completed orders to the external data platform (DATA_PLATFORM_URL), with retries and a
-dead-letter state that operators can see and send again."""
+"""Sends completed orders, and the cancellations of completed orders, to the external data platform
+(DATA_PLATFORM_URL), with retries and a dead-letter state that operators can see and send again.
+
+Each delivery POSTs the event's data, with the event's type in an `Event-Type` header and an
+Idempotency-Key the platform can deduplicate on. An order's cancellation is sent only once its
+completion has been delivered (or given up on), so the platform never hears of a cancellation first.
+"""
 
 import requests
 from django.conf import settings
@@ -24,12 +29,26 @@ class DeliveryRefused(Exception):
     """The platform answered 4xx: sending the same payload again will not help."""
 
 
-def delivery_record(*, order_id: int, payload: dict) -> Delivery:
-    """The order's delivery: created by its first OrderCompleted, found by a repeat."""
-    delivery = Delivery(order_id=order_id, payload=payload)
-    if insert_or_skip(delivery, unique="order_id"):
+COMPLETED, CANCELED = "OrderCompleted", "OrderCanceled"
+
+
+def delivery_record(*, order_id: int, payload: dict, event_type: str = COMPLETED) -> Delivery:
+    """The delivery of an order's event: created by the event's first delivery, found by a repeat."""
+    delivery = Delivery(order_id=order_id, event_type=event_type, payload=payload)
+    if insert_or_skip(delivery, unique=("order_id", "event_type")):
         return delivery
-    return Delivery.objects.get(order_id=order_id)
+    return Delivery.objects.get(order_id=order_id, event_type=event_type)
+
+
+def _idempotency_key(delivery: Delivery) -> str:
+    return f"order-{delivery.order_id}" if delivery.event_type == COMPLETED else f"order-{delivery.order_id}-canceled"
+
+
+def _completion_pending(delivery: Delivery) -> bool:
+    """A cancellation waits for its order's completion to be delivered or given up on."""
+    if delivery.event_type != CANCELED:
+        return False
+    return not Delivery.objects.filter(order_id=delivery.order_id, event_type=COMPLETED, status__in=SETTLED).exists()
 
 
 def _post(url: str, delivery: Delivery) -> None:
@@ -38,7 +57,7 @@ def _post(url: str, delivery: Delivery) -> None:
             url,
             json=delivery.payload,
             timeout=settings.DATA_PLATFORM_TIMEOUT_SECONDS,
-            headers={"Idempotency-Key": f"order-{delivery.order_id}"},
+            headers={"Idempotency-Key": _idempotency_key(delivery), "Event-Type": delivery.event_type},
         )
     except requests.RequestException as error:
         raise DeliveryFailed(f"{type(error).__name__}: {error}") from error
@@ -53,6 +72,10 @@ def delivery_attempt(*, delivery_id: int) -> str:
     delivery = Delivery.objects.get(pk=delivery_id)
     if delivery.status in SETTLED:
         return delivery.status
+    if _completion_pending(delivery):
+        waiting = "waiting for the order's completion to be delivered first"
+        Delivery.objects.filter(pk=delivery_id).update(status=DeliveryStatus.RETRYING, last_error=waiting)
+        raise DeliveryFailed(waiting)
     url = settings.DATA_PLATFORM_URL
     if not url:
         Delivery.objects.filter(pk=delivery_id).update(status=DeliveryStatus.RECORDED, delivered_at=timezone.now())

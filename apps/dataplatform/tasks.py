@@ -3,8 +3,14 @@ import random
 from celery import Task, shared_task
 from django.conf import settings
 
-from apps.dataplatform.services import DeliveryFailed, delivery_attempt, delivery_give_up, delivery_record
-from apps.orders.events import OrderCompleted
+from apps.dataplatform.services import (
+    CANCELED,
+    DeliveryFailed,
+    delivery_attempt,
+    delivery_give_up,
+    delivery_record,
+)
+from apps.orders.events import OrderCanceled, OrderCompleted
 from common.tasks import LISTENER_TASK_OPTIONS
 from eventbus.events import event_from_envelope
 
@@ -29,6 +35,13 @@ def _attempt_or_retry(task: Task, delivery_id: int) -> None:
 def deliver_order_task(self: Task, envelope: dict) -> None:
     event: OrderCompleted = event_from_envelope(envelope)
     delivery = delivery_record(order_id=event.order_id, payload=envelope["data"])
+    _attempt_or_retry(self, delivery.pk)
+
+
+@shared_task(bind=True, **LISTENER_TASK_OPTIONS)
+def deliver_cancellation_task(self: Task, envelope: dict) -> None:
+    event: OrderCanceled = event_from_envelope(envelope)
+    delivery = delivery_record(order_id=event.order_id, event_type=CANCELED, payload=envelope["data"])
     _attempt_or_retry(self, delivery.pk)
 
 

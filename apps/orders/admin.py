@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from apps.orders.models import Order, OrderItem
+from apps.orders.services import OrderNotCancelable, order_cancel
 from apps.orders.services.saga import order_steps
 from apps.payments.selectors import payment_summaries
 from apps.products.selectors import products_for_order
@@ -42,7 +43,7 @@ class OrderItemInline(ReadOnlyAdminMixin, admin.TabularInline):
 class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "user", "status", "total_price", "created_at", "completed_at", "attention")
     list_filter = ("status", NeedsAttentionFilter)
-    actions = ("retry_parked_listeners",)
+    actions = ("retry_parked_listeners", "cancel_orders")
     # `id__exact` compares the id as text, so a search for a username never breaks the integer lookup.
     search_fields = ("id__exact", "user__username")
     list_select_related = ("user",)
@@ -52,7 +53,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         (None, {"fields": ("id", "user", "status", "failure_reason")}),
         ("Prices", {"fields": ("gross_price", "discount_price", "total_price", "user_coupon_id")}),
         ("Saga", {"fields": ("step_statuses", "payment", "listeners")}),
-        ("Times", {"fields": ("created_at", "decided_at", "completed_at", "failed_at")}),
+        ("Times", {"fields": ("created_at", "decided_at", "completed_at", "failed_at", "canceled_at")}),
     )
     readonly_fields = (
         "id",
@@ -70,6 +71,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "decided_at",
         "completed_at",
         "failed_at",
+        "canceled_at",
     )
 
     @admin.display(description="steps")
@@ -124,3 +126,18 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def retry_parked_listeners(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         sent = outbox_retry(message_ids=parked_message_ids(order_ids=queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Sent {sent} parked listener task(s) again.", messages.SUCCESS)
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        """Cancelling for a customer (as the API lets staff do) needs the order's change permission."""
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    @admin.action(description="Cancel the selected orders (for their customers)", permissions=["cancel"])
+    def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        for order in queryset.order_by("pk"):
+            try:
+                status = order_cancel(order_id=order.pk, by=f"operator {request.user.get_username()}")
+            except OrderNotCancelable as refusal:
+                self.message_user(request, refusal.message, messages.WARNING)
+                continue
+            self.log_change(request, order, f"Cancelled: now {status}.")
+            self.message_user(request, f"Order {order.pk} cancelled: now {status}.", messages.SUCCESS)

@@ -5,7 +5,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.orders.selectors import new_order_view, order_views, order_visible_to, orders_of
-from apps.orders.services import OrderLineInput, order_create
+from apps.orders.services import OrderLineInput, order_cancel, order_create
+from apps.orders.services.cancel import CUSTOMER
+from idempotency.decorators import idempotent
 
 
 class OrderPagination(PageNumberPagination):
@@ -15,6 +17,8 @@ class OrderPagination(PageNumberPagination):
 
 
 class OrderListCreateApi(APIView):
+    throttle_scope = {"POST": "order_create"}
+
     class InputSerializer(serializers.Serializer):
         class LineSerializer(serializers.Serializer):
             product_id = serializers.IntegerField(min_value=1)
@@ -23,6 +27,7 @@ class OrderListCreateApi(APIView):
         items = LineSerializer(many=True, allow_empty=False, max_length=settings.MAX_ORDER_LINES)
         user_coupon_id = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
 
+    @idempotent
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -42,3 +47,16 @@ class OrderListCreateApi(APIView):
 class OrderDetailApi(APIView):
     def get(self, request, order_id: int):
         return Response(order_views([order_visible_to(request.user, order_id)])[0])
+
+
+class OrderCancelApi(APIView):
+    """Cancel an order of the caller (any order, for staff): 202 with the order as it stands."""
+
+    throttle_scope = "order_cancel"
+
+    @idempotent
+    def post(self, request, order_id: int):
+        order = order_visible_to(request.user, order_id)
+        by = CUSTOMER if order.user_id == request.user.pk else f"operator {request.user.get_username()}"
+        order_cancel(order_id=order.pk, by=by)
+        return Response(order_views([order_visible_to(request.user, order_id)])[0], status=status.HTTP_202_ACCEPTED)

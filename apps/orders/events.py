@@ -59,3 +59,18 @@ class OrderCompleteFailed(DomainEvent):
     source: ClassVar[str] = "orders"
     order_id: int
     reason: str
+
+
+@dataclass(frozen=True)
+class OrderCanceled(DomainEvent):
+    """A completed order cancelled by its customer: every participant gives back what it took."""
+
+    source: ClassVar[str] = "orders"
+    order_id: int
+    user_id: int
+    user_coupon_id: int | None
+    items: tuple[OrderLine, ...]
+    total_price: int
+    completed_at: datetime
+    canceled_at: datetime
+    reason: str

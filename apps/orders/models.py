@@ -8,11 +8,13 @@ class OrderStatus(models.TextChoices):
     PAYMENT_WAITING = "PAYMENT_WAITING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    CANCELED = "CANCELED"  # completed, then cancelled by the customer: everything it took was given back
 
 
 class Order(models.Model):
     """An order. Its status moves only by conditional updates in services (CREATED → PAYMENT_WAITING →
-    COMPLETED, or CREATED / PAYMENT_WAITING → FAILED), which is what fences the saga's decisions."""
+    COMPLETED → CANCELED, or CREATED / PAYMENT_WAITING → FAILED), which is what fences the saga's
+    decisions, and a cancel racing them."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
     status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.CREATED)
@@ -27,6 +29,7 @@ class Order(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -67,4 +67,5 @@ def order_view(order: Order, *, items: Iterable[OrderItem], steps: dict[str, str
         "payment": payment,
         "created_at": _timestamp.to_representation(order.created_at),
         "completed_at": order.completed_at and _timestamp.to_representation(order.completed_at),
+        "canceled_at": order.canceled_at and _timestamp.to_representation(order.canceled_at),
     }

@@ -53,7 +53,8 @@ def payment_pay(*, order_id: int, user_id: int, amount: int) -> Payment | None:
 
 
 def payment_cancel(*, order_id: int, reason: str) -> Payment | None:
-    """Cancel an order's completed payment (its order could not be completed). Once."""
+    """Cancel an order's completed payment, once: its order could not be completed (it failed while the
+    payment was in flight), or its customer cancelled the completed order."""
     payment = Payment.objects.filter(order_id=order_id).first()
     if payment is None:
         logger.warning("No payment to cancel for order %s", order_id)

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from apps.orders.events import OrderCompleteFailed, OrderPaymentWaited
+from apps.orders.events import OrderCanceled, OrderCompleteFailed, OrderPaymentWaited
 from apps.payments.services import payment_cancel, payment_pay
 from common.tasks import LISTENER_TASK_OPTIONS
 from eventbus.events import event_from_envelope
@@ -14,5 +14,5 @@ def pay_task(envelope: dict) -> None:
 
 @shared_task(**LISTENER_TASK_OPTIONS)
 def cancel_payment_task(envelope: dict) -> None:
-    event: OrderCompleteFailed = event_from_envelope(envelope)
+    event: OrderCompleteFailed | OrderCanceled = event_from_envelope(envelope)
     payment_cancel(order_id=event.order_id, reason=event.reason)

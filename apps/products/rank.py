@@ -13,6 +13,7 @@ RANK_KEY_TTL_SECONDS = (RANK_DAYS + 1) * 24 * 3600
 COUNTED_MARKER_TTL_SECONDS = RANK_KEY_TTL_SECONDS
 
 # Counting an order is one atomic script: a marker per order makes a redelivered OrderCompleted a no-op.
+# KEYS: the day's rank, the order's "counted" marker; ARGV: marker TTL, rank TTL, then product, units pairs.
 _ADD_ORDER = """
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
   for i = 3, #ARGV, 2 do
@@ -24,19 +25,49 @@ end
 return 0
 """
 
+# Taking a cancelled order's units off: once (an "uncounted" marker), and only if they were counted. If the
+# count has not happened yet (its event is late), the "counted" marker is set as a tombstone, so the late
+# count is refused. KEYS: the day's rank, "counted", "uncounted"; ARGV: marker TTL, then product, units.
+_REMOVE_ORDER = """
+if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[1]) then
+  return 0
+end
+if redis.call('SET', KEYS[2], 'tombstone', 'NX', 'EX', ARGV[1]) then
+  return 0
+end
+for i = 2, #ARGV, 2 do
+  if tonumber(redis.call('ZINCRBY', KEYS[1], -tonumber(ARGV[i + 1]), ARGV[i])) <= 0 then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return 1
+"""
+
 
 def rank_key(day: date) -> str:
     return f"rank:sales:{day:%Y%m%d}"
 
 
+def _pairs(lines: Iterable[tuple[int, int]]) -> list[int]:
+    return [value for product_id, quantity in lines for value in (product_id, quantity)]
+
+
 def rank_add_order(*, order_id: int, sold_at: datetime, lines: Iterable[tuple[int, int]]) -> bool:
-    """Add an order's units to its day's rank, once per order. Returns False for a repeat."""
+    """Add an order's units to its day's rank, once per order. Returns False for a repeat, or for an
+    order whose cancellation came first."""
     day = timezone.localtime(sold_at).date()
-    args = [COUNTED_MARKER_TTL_SECONDS, RANK_KEY_TTL_SECONDS]
-    for product_id, quantity in lines:
-        args += [product_id, quantity]
     script = redis_client().register_script(_ADD_ORDER)
-    return bool(script(keys=[rank_key(day), f"rank:counted:{order_id}"], args=args))
+    keys = [rank_key(day), f"rank:counted:{order_id}"]
+    return bool(script(keys=keys, args=[COUNTED_MARKER_TTL_SECONDS, RANK_KEY_TTL_SECONDS, *_pairs(lines)]))
+
+
+def rank_remove_order(*, order_id: int, sold_at: datetime, lines: Iterable[tuple[int, int]]) -> bool:
+    """Take a cancelled order's units off the day they were counted on, once. Returns True if this call
+    took them off; False for a repeat, or if they were never counted (a later count is then refused)."""
+    day = timezone.localtime(sold_at).date()
+    script = redis_client().register_script(_REMOVE_ORDER)
+    keys = [rank_key(day), f"rank:counted:{order_id}", f"rank:uncounted:{order_id}"]
+    return bool(script(keys=keys, args=[COUNTED_MARKER_TTL_SECONDS, *_pairs(lines)]))
 
 
 def rank_top(*, today: date | None = None) -> list[tuple[int, int]]:

@@ -2,8 +2,8 @@
 
 from celery import shared_task
 
-from apps.orders.events import OrderCompleted, OrderCreated, OrderFailed
-from apps.products.rank import rank_add_order
+from apps.orders.events import OrderCanceled, OrderCompleted, OrderCreated, OrderFailed
+from apps.products.rank import rank_add_order, rank_remove_order
 from apps.products.services import StockLine, stock_deduct, stock_restore
 from common.tasks import COMPENSATION_TASK_OPTIONS, LISTENER_TASK_OPTIONS
 from eventbus.events import event_from_envelope
@@ -18,7 +18,7 @@ def deduct_stock_task(envelope: dict) -> None:
 
 @shared_task(**COMPENSATION_TASK_OPTIONS)
 def restore_stock_task(envelope: dict) -> None:
-    event: OrderFailed = event_from_envelope(envelope)
+    event: OrderFailed | OrderCanceled = event_from_envelope(envelope)
     stock_restore(order_id=event.order_id)
 
 
@@ -26,6 +26,16 @@ def restore_stock_task(envelope: dict) -> None:
 def add_to_rank_task(envelope: dict) -> None:
     event: OrderCompleted = event_from_envelope(envelope)
     rank_add_order(
+        order_id=event.order_id,
+        sold_at=event.completed_at,
+        lines=[(item.product_id, item.quantity) for item in event.items],
+    )
+
+
+@shared_task(**COMPENSATION_TASK_OPTIONS)
+def remove_from_rank_task(envelope: dict) -> None:
+    event: OrderCanceled = event_from_envelope(envelope)
+    rank_remove_order(
         order_id=event.order_id,
         sold_at=event.completed_at,
         lines=[(item.product_id, item.quantity) for item in event.items],

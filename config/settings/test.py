@@ -1,5 +1,5 @@
 from .base import *  # noqa: F403
-from .base import CACHES, DATABASES, STORAGES, env
+from .base import CACHES, DATABASES, REST_FRAMEWORK, STORAGES, env
 
 SECRET_KEY = "tests-only-not-secret"
 # Separate names let several test runs share one machine (TEST_DATABASE_NAME, TEST_REDIS_URL).
@@ -21,3 +21,13 @@ CELERY_DB_REUSE_MAX = 0
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = None
+# Rate limits are counted on every request, as in production, but high enough that only the tests of
+# the limits themselves meet them (they set their own rates).
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": dict.fromkeys(REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "100000/hour"),
+}
+# The quick chaos run (tests/chaos) recreates a database and flushes a Redis db of its own: named after the
+# test database and on db 14 by default, so that two checkouts' `make test` can run at once.
+CHAOS_DATABASE_NAME = env("TEST_CHAOS_DATABASE_NAME", default=f"{DATABASES['default']['TEST']['NAME']}_chaos")
+CHAOS_REDIS_URL = env("TEST_CHAOS_REDIS_URL", default="redis://127.0.0.1:6379/14")

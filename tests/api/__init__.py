@@ -1,4 +1,4 @@
-"""Tests of the public HTTP API, exactly as /work/shared/API.md describes it."""
+"""Tests of the public HTTP API, exactly as docs/api.md describes it."""
 
 ERROR_KEYS = {"code", "message", "details"}
 

@@ -10,6 +10,7 @@ from apps.products.models import Stock
 from tests.saga_worker import wait_for, wait_until_idle
 
 ORDER_KEYS = {
+    "canceled_at",
     "id",
     "user_id",
     "status",

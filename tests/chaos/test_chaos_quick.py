@@ -2,13 +2,17 @@
 worker fleet while a pool process is killed, Redis is flushed and the workers' database connections are
 cut. Every order must settle, and every invariant of DESIGN.md §5 must hold.
 
-It runs `python -m chaos --quick` as its own process tree, on its own database (shop_chaos), Redis db 4
-and port 8765: two chaos runs never overlap (the second waits for the first's lock)."""
+It runs `python -m chaos --quick` as its own process tree, on the database and Redis db the test settings
+name (CHAOS_DATABASE_NAME, CHAOS_REDIS_URL: TEST_CHAOS_DATABASE_NAME, TEST_CHAOS_REDIS_URL) and on any
+free port, so that two checkouts' test runs can go on at once. Two runs on the same database or Redis db
+never overlap: the second waits for the first's lock."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 240
@@ -41,7 +45,10 @@ def chaos_summary(stdout: str) -> dict:
 
 def test_the_quick_chaos_run_ends_with_no_stuck_order_and_no_violation():
     # given the whole system on a production-style server and worker fleet, under load and faults
-    command = [sys.executable, "-m", "chaos", "--quick", "--lock-wait", str(LOCK_WAIT)]
+    command = [
+        *(sys.executable, "-m", "chaos", "--quick", "--lock-wait", str(LOCK_WAIT)),
+        *("--db-name", settings.CHAOS_DATABASE_NAME, "--redis-url", settings.CHAOS_REDIS_URL, "--port", "free"),
+    ]
 
     # when the quick chaos run places its orders, injects its faults and waits for the saga to settle
     run = run_chaos(command)

@@ -1,48 +1,21 @@
 """The three step results of one order arriving at the same moment: the order is decided exactly once."""
 
 import threading
-import time
 from collections import Counter
 
 import pytest
 from django.db import connection, transaction
 
-from apps.balance.services import balance_use
-from apps.coupons.services import coupon_use
 from apps.orders.events import OrderFailed, OrderPaymentWaited
 from apps.orders.models import Order
-from apps.orders.process import OrderLockBusy
-from apps.orders.services import order_record_step
-from apps.products.services import StockLine, stock_deduct
 from chaos.invariants import violations
 from common.steps import StepOutcome
-from tests.concurrency.conftest import all_decided, orders_with_tasks_purged, purge_tasks, race, values
+from tests.concurrency.conftest import all_decided, deliver, race, values
 from tests.saga_worker import running_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROUNDS = 20
-PRICE = 10_000
-
-
-def run_steps(order: Order) -> dict[str, StepOutcome]:
-    """Run the order's three steps for real, one after the other (their results wait in the broker)."""
-    return {
-        "balance": balance_use(order_id=order.pk, user_id=order.user_id, amount=order.total_price),
-        "coupon": coupon_use(order_id=order.pk, user_coupon_id=order.user_coupon_id, user_id=order.user_id),
-        "stock": stock_deduct(
-            order_id=order.pk, lines=[StockLine(item.product_id, item.quantity) for item in order.items.all()]
-        ),
-    }
-
-
-def deliver(order_id: int, step: str, outcome: StepOutcome) -> str | None:
-    """What record_step_result_task does with one step result: a busy lock is retried, not dropped."""
-    while True:
-        try:
-            return order_record_step(order_id=order_id, step=step, succeeded=outcome.succeeded, reason=outcome.reason)
-        except OrderLockBusy:
-            time.sleep(0.01)
 
 
 def deliver_together(order: Order, results: list[tuple[str, StepOutcome]]) -> list[str | None]:
@@ -55,23 +28,6 @@ def decisions(published_events, order_id: int) -> list[str]:
         for event in published_events
         if isinstance(event, OrderPaymentWaited | OrderFailed) and event.order_id == order_id
     ]
-
-
-@pytest.fixture
-def orders_with_steps_done(make_user, make_product, give_coupon, listeners_on_queues):
-    """`count` orders with a coupon each whose three steps have run; `stock` decides whether the stock step
-    succeeds. Their step results were purged from the broker: the test delivers them itself."""
-
-    def make(count: int, *, stock: int) -> list[tuple[Order, dict[str, StepOutcome]]]:
-        user = make_user(balance=count * PRICE)
-        product = make_product(price=PRICE, stock=stock)
-        coupons = [give_coupon(user, rate="0.1").pk for _ in range(count)]
-        orders = orders_with_tasks_purged(user_id=user.pk, product_id=product.pk, count=count, user_coupon_ids=coupons)
-        done = [(order, run_steps(order)) for order in orders]
-        purge_tasks()
-        return done
-
-    return make
 
 
 def test_three_successful_results_at_once_decide_payment_waited_once(orders_with_steps_done, published_events):

@@ -20,7 +20,7 @@ from apps.dataplatform.services import (
     delivery_record,
     delivery_resend,
 )
-from apps.orders.events import OrderCompleted, OrderLine
+from apps.orders.events import OrderCanceled, OrderCompleted, OrderLine
 from common.errors import ApplicationError, RetryableError
 from common.redis import redis_client
 from eventbus import publish
@@ -34,6 +34,7 @@ class Received:
     content_type: str
     idempotency_key: str
     body: dict
+    event_type: str = ""
 
 
 class DataPlatform:
@@ -68,6 +69,7 @@ class DataPlatform:
                         content_type=self.headers.get("Content-Type", ""),
                         idempotency_key=self.headers.get("Idempotency-Key", ""),
                         body=json.loads(body),
+                        event_type=self.headers.get("Event-Type", ""),
                     )
                 )
                 reply = json.dumps({"status": status}).encode()
@@ -120,7 +122,22 @@ def a_delivery(order_id: int = 42) -> Delivery:
 
 
 def delivery_of(order_id: int) -> Delivery:
-    return Delivery.objects.get(order_id=order_id)
+    return Delivery.objects.get(order_id=order_id, event_type="OrderCompleted")
+
+
+def a_cancellation(order_id: int = 42) -> Delivery:
+    completed = an_order_completed(order_id)
+    canceled = OrderCanceled(
+        order_id=order_id,
+        user_id=completed.user_id,
+        user_coupon_id=completed.user_coupon_id,
+        items=completed.items,
+        total_price=completed.total_price,
+        completed_at=completed.completed_at,
+        canceled_at=datetime(2026, 11, 21, 13, 0, 0, tzinfo=UTC),
+        reason="canceled by the customer",
+    )
+    return delivery_record(order_id=order_id, event_type="OrderCanceled", payload=envelope_of(canceled)["data"])
 
 
 # --- one attempt -----------------------------------------------------------------------------------------
@@ -179,6 +196,7 @@ def test_an_accepted_delivery_is_sent_as_json_with_an_idempotency_key(data_platf
                 "created_at": "2026-11-21T12:00:00Z",
                 "completed_at": "2026-11-21T12:00:03Z",
             },
+            event_type="OrderCompleted",
         )
     ]
 
@@ -343,3 +361,41 @@ def test_only_a_dead_delivery_can_be_sent_again(status):
     assert refusal.value.code == "delivery_not_dead"
     assert (delivery_of(42).status, delivery_of(42).attempts) == (status, 2)
     assert redis_client().llen("dataplatform") == 0
+
+
+# --- a cancelled order ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_cancellation_waits_until_the_completion_was_delivered(data_platform):
+    # given: the order's cancellation, and its completion not delivered yet
+    cancellation = a_cancellation(order_id=42)
+
+    # when / then: the cancellation is not sent before the completion
+    with pytest.raises(DeliveryFailed, match="completion"):
+        delivery_attempt(delivery_id=cancellation.pk)
+    cancellation.refresh_from_db()
+    assert cancellation.status == DeliveryStatus.RETRYING
+    assert data_platform.received == []
+
+    # when the completion is delivered, the cancellation goes next, with its own type and key
+    delivery_attempt(delivery_id=a_delivery(order_id=42).pk)
+    assert delivery_attempt(delivery_id=cancellation.pk) == DeliveryStatus.SENT
+    assert [(r.event_type, r.idempotency_key) for r in data_platform.received] == [
+        ("OrderCompleted", "order-42"),
+        ("OrderCanceled", "order-42-canceled"),
+    ]
+    assert data_platform.received[1].body["canceled_at"] == "2026-11-21T13:00:00Z"
+    assert Delivery.objects.filter(order_id=42).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_cancellation_follows_a_completion_given_up_on(data_platform):
+    # given: a completion the platform refused for good (dead), and the order's cancellation
+    data_platform.answer(400)
+    delivery_attempt(delivery_id=a_delivery(order_id=42).pk)
+    assert delivery_of(42).status == DeliveryStatus.DEAD
+    data_platform.answer(200)
+
+    # when / then: the cancellation does not wait for an operator
+    assert delivery_attempt(delivery_id=a_cancellation(order_id=42).pk) == DeliveryStatus.SENT

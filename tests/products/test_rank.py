@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from apps.products.rank import rank_add_order, rank_key, rank_top
+from apps.products.rank import rank_add_order, rank_key, rank_remove_order, rank_top
 from common.redis import redis_client
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -98,3 +98,39 @@ def test_the_top_defaults_to_the_local_today():
 
     # then
     assert rank_top() == [(9, 4)]
+
+
+def test_a_cancelled_order_loses_its_units_once_and_a_product_at_zero_leaves_the_rank():
+    # given two orders counted today
+    rank_add_order(order_id=1, sold_at=at_noon(TODAY), lines=[(7, 2), (8, 1)])
+    rank_add_order(order_id=2, sold_at=at_noon(TODAY), lines=[(7, 3)])
+
+    # when the first is cancelled, and its cancellation delivered twice
+    removed = rank_remove_order(order_id=1, sold_at=at_noon(TODAY), lines=[(7, 2), (8, 1)])
+    repeated = rank_remove_order(order_id=1, sold_at=at_noon(TODAY), lines=[(7, 2), (8, 1)])
+
+    # then
+    assert (removed, repeated) == (True, False)
+    assert scores(TODAY) == {7: 3}
+
+
+def test_a_cancellation_that_arrives_before_the_count_refuses_the_late_count():
+    # given the cancellation of an order whose completion was not counted yet
+    removed = rank_remove_order(order_id=1, sold_at=at_noon(TODAY), lines=[(7, 2)])
+
+    # when its count arrives late
+    added = rank_add_order(order_id=1, sold_at=at_noon(TODAY), lines=[(7, 2)])
+
+    # then neither changes the rank
+    assert (removed, added) == (False, False)
+    assert scores(TODAY) == {}
+
+
+def test_a_cancellation_takes_the_units_off_the_day_they_were_counted_on():
+    yesterday = TODAY - timedelta(days=1)
+    rank_add_order(order_id=1, sold_at=at_noon(yesterday), lines=[(7, 2)])
+    rank_add_order(order_id=2, sold_at=at_noon(TODAY), lines=[(7, 1)])
+
+    rank_remove_order(order_id=1, sold_at=at_noon(yesterday), lines=[(7, 2)])
+
+    assert (scores(yesterday), scores(TODAY)) == ({}, {7: 1})

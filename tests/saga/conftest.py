@@ -37,7 +37,7 @@ def side_effects() -> dict:
         "movements": StockMovement.objects.count(),
         "coupons": sorted(UserCoupon.objects.values_list("pk", "status", "used_by_order_id")),
         "payments": sorted(Payment.objects.values_list("order_id", "status")),
-        "deliveries": sorted(Delivery.objects.values_list("order_id", "status")),
+        "deliveries": sorted(Delivery.objects.values_list("order_id", "event_type", "status")),
         "rank": rank_top(),
     }
 

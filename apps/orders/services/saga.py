@@ -100,8 +100,8 @@ def order_complete(*, order_id: int) -> bool:
             )
         )
         return True
-    if order.status == OrderStatus.COMPLETED:
-        return False  # a repeated PaymentPaid
+    if order.status in (OrderStatus.COMPLETED, OrderStatus.CANCELED):
+        return False  # a repeated PaymentPaid (CANCELED: completed, then cancelled by its customer)
     publish(OrderCompleteFailed(order_id=order.pk, reason=f"the order is {order.status} and cannot be completed"))
     return False
 
