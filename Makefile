@@ -2,7 +2,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install services test run lint format bench migrate chaos
+.PHONY: install services test run dev lint format bench migrate chaos
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: install services
 
 run: migrate
 	scripts/run.sh
+
+# The API alone on Django's development server, reloading on code changes: no workers, no budget check, one
+# thread and database connection per request. Not for load; `make run` serves it with gunicorn.
+dev: migrate
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 # The chaos run (issue 3): its own database (shop_chaos, recreated), Redis db 4 and port 8765; see chaos/.
 # CHAOS_ARGS, e.g. "--quick" or "--orders 1000 --seed 7".

@@ -6,7 +6,7 @@ Production settings plus the bench app (config.settings.bench), a random secret 
 saga timings (deadline 60 s), a gateway that never declines and adds no latency, no data platform URL.
 """
 
-from chaos.environment import ROOT, RunEnvironment
+from chaos.environment import NO_RATE_LIMITS, ROOT, RunEnvironment
 
 DB_NAME = "shop_bench"
 REDIS_URL = "redis://127.0.0.1:6379/3"
@@ -19,6 +19,7 @@ VARIABLES = {
     "PAYMENT_DECLINE_RATE": "0",
     "PAYMENT_LATENCY_MS": "0",
     "DATA_PLATFORM_URL": "",  # deliveries are recorded locally
+    **NO_RATE_LIMITS,
 }
 
 

@@ -3,7 +3,9 @@
 Orders are planned up front from the seed: who orders what, and whether with the user's coupon. About a
 third use the coupon, so some find it already used (400 coupon_not_usable, counted as refused, or a failed
 coupon step when two race); some take a scarce product (doomed by stock) or belong to a poor user (doomed
-by balance); the gateway declines some payments (PAYMENT_DECLINE_RATE).
+by balance); the gateway declines some payments (PAYMENT_DECLINE_RATE). Some are cancelled by their
+customer a moment after they were placed (before the decision, during the payment or once completed),
+and the customer's app sends that cancel twice with one Idempotency-Key, as a client that retries does.
 """
 
 import random
@@ -21,6 +23,11 @@ THREADS = 12
 REQUEST_TIMEOUT = 30
 COUPON_SHARE = 1 / 3
 SCARCE_SHARE = 0.12
+CANCEL_SHARE = 0.15
+# Seconds after the order was placed: half the cancels come at once (the saga is still deciding or paying:
+# orders settle in tens of milliseconds here), half later (the order is completed, or failed).
+CANCEL_SOON, CANCEL_WITHIN = 0.05, 3.0
+CANCEL_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class OrderPlan:
     user: ShopUser
     items: list[dict[str, int]]
     with_coupon: bool
+    cancel_after: float | None = None  # seconds after the 201; None: never cancelled
 
 
 @dataclass
@@ -38,6 +46,8 @@ class LoadResult:
     answers: Counter = field(default_factory=Counter)  # HTTP status (or "connection error") → count
     refusals: Counter = field(default_factory=Counter)  # the code of each 400
     errors: list[str] = field(default_factory=list)  # samples of answers other than 201 and 400
+    cancels: Counter = field(default_factory=Counter)  # HTTP status of each first cancel → count
+    replays_wrong: list[str] = field(default_factory=list)  # repeated cancels that did not replay the first
     progress: int = 0
     started_at: float = 0.0
     ended_at: float = 0.0
@@ -52,10 +62,17 @@ class LoadResult:
             elif answer != 201 and len(self.errors) < 20:
                 self.errors.append(f"{answer}: {note}"[:500])
 
+    def record_cancel(self, answer: int | str, note: str = "") -> None:
+        with self._lock:
+            self.cancels[answer] += 1
+            if not isinstance(answer, int) or answer >= 500:
+                self.errors.append(f"cancel {answer}: {note}"[:500])
+
     @property
     def server_errors(self) -> int:
         """5xx answers and failed connections: the API is never killed, so neither should happen."""
-        return sum(n for answer, n in self.answers.items() if not isinstance(answer, int) or answer >= 500)
+        answers = self.answers + self.cancels
+        return sum(n for answer, n in answers.items() if not isinstance(answer, int) or answer >= 500)
 
 
 def plan_orders(shop: Shop, *, count: int, rng: random.Random) -> list[OrderPlan]:
@@ -65,7 +82,12 @@ def plan_orders(shop: Shop, *, count: int, rng: random.Random) -> list[OrderPlan
         if rng.random() < SCARCE_SHARE:
             lines[rng.choice(shop.scarce)] = 0
         items = [{"product_id": product_id, "quantity": rng.randint(1, 3)} for product_id in lines]
-        plans.append(OrderPlan(user=rng.choice(shop.users), items=items, with_coupon=rng.random() < COUPON_SHARE))
+        user, with_coupon = rng.choice(shop.users), rng.random() < COUPON_SHARE
+        cancel_after = None
+        if rng.random() < CANCEL_SHARE:
+            soon = rng.random() < 0.5
+            cancel_after = rng.uniform(0, CANCEL_SOON) if soon else rng.uniform(CANCEL_SOON, CANCEL_WITHIN)
+        plans.append(OrderPlan(user=user, items=items, with_coupon=with_coupon, cancel_after=cancel_after))
     return plans
 
 
@@ -99,22 +121,53 @@ def issue_coupons(shop: Shop, *, api_url: str) -> dict[int, int]:
     return issued
 
 
+def cancel_twice(session: requests.Session, *, api_url: str, token: str, order_id: int, result: LoadResult) -> None:
+    """The customer cancels, and the app sends the same cancel again with its Idempotency-Key: the second
+    answer must be the first one replayed."""
+    url = f"{api_url}/api/v1/orders/{order_id}/cancel"
+    headers = {"Authorization": f"Token {token}", "Idempotency-Key": f"chaos-cancel-{order_id}"}
+    try:
+        first = session.post(url, headers=headers, timeout=REQUEST_TIMEOUT)
+        again = session.post(url, headers=headers, timeout=REQUEST_TIMEOUT)
+    except requests.RequestException as error:
+        result.record_cancel("connection error", repr(error))
+        return
+    result.record_cancel(first.status_code, first.text)
+    replayed = again.headers.get("Idempotent-Replayed") == "true"
+    if first.status_code < 500 and (again.status_code, again.content, replayed) != (
+        first.status_code,
+        first.content,
+        True,
+    ):
+        with result._lock:
+            result.replays_wrong.append(f"order {order_id}: {first.status_code} then {again.status_code}")
+
+
 def place_orders(
     plans: list[OrderPlan], coupons: dict[int, int], result: LoadResult, *, rate: float, api_url: str
 ) -> None:
     """POST every planned order from THREADS threads, each with its own session, at most `rate` orders
-    a second overall (the n-th order leaves no sooner than n / rate seconds after the start)."""
+    a second overall (the n-th order leaves no sooner than n / rate seconds after the start); the planned
+    cancels go from a pool of their own, so that they never hold back the orders."""
     local = threading.local()
+    cancels = ThreadPoolExecutor(max_workers=CANCEL_THREADS, thread_name_prefix="cancel")
+
+    def session() -> requests.Session:
+        if not hasattr(local, "session"):
+            local.session = _session()
+        return local.session
+
+    def cancel_later(plan: OrderPlan, order_id: int, placed_at: float) -> None:
+        time.sleep(max(0.0, placed_at + plan.cancel_after - time.monotonic()))
+        cancel_twice(session(), api_url=api_url, token=plan.user.token, order_id=order_id, result=result)
 
     def place(numbered: tuple[int, OrderPlan]) -> None:
         number, plan = numbered
-        if not hasattr(local, "session"):
-            local.session = _session()
         time.sleep(max(0.0, result.started_at + number / rate - time.monotonic()))
         body = {"items": plan.items, "user_coupon_id": coupons.get(plan.user.id) if plan.with_coupon else None}
         headers = {"Authorization": f"Token {plan.user.token}"}
         try:
-            answer = local.session.post(f"{api_url}/api/v1/orders", json=body, headers=headers, timeout=REQUEST_TIMEOUT)
+            answer = session().post(f"{api_url}/api/v1/orders", json=body, headers=headers, timeout=REQUEST_TIMEOUT)
         except requests.RequestException as error:
             result.record("connection error", None, repr(error))
             return
@@ -123,11 +176,14 @@ def place_orders(
         except ValueError:
             payload = None
         result.record(answer.status_code, payload, answer.text)
+        if answer.status_code == 201 and plan.cancel_after is not None:
+            cancels.submit(cancel_later, plan, payload["id"], time.monotonic())
 
     result.started_at = time.monotonic()
     pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="order")
     try:
         list(pool.map(place, enumerate(plans)))
-    finally:  # on Ctrl-C, the orders not yet sent are dropped
+    finally:  # on Ctrl-C, the orders (and cancels) not yet sent are dropped
         pool.shutdown(wait=True, cancel_futures=True)
+        cancels.shutdown(wait=True, cancel_futures=True)
     result.ended_at = time.monotonic()

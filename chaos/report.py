@@ -24,6 +24,7 @@ FAILURE_KINDS = (
     ("coupon", "coupon step failed"),
     ("declined", "payment failed"),
     ("canceled", "payment canceled"),
+    ("customer", "canceled by the customer"),
     ("deadline", "deadline"),
 )
 
@@ -47,12 +48,14 @@ def look() -> Quiet:
     from eventbus.models import OutboxMessage
 
     close_old_connections()
+    # A completed order has its completion delivered; a cancelled one, its completion and its cancellation.
     completed = Order.objects.filter(status=OrderStatus.COMPLETED).values("pk")
-    recorded = Delivery.objects.filter(order_id__in=completed, status=DeliveryStatus.RECORDED).count()
+    canceled = Order.objects.filter(status=OrderStatus.CANCELED).values("pk")
+    recorded = Delivery.objects.filter(order_id__in=completed.union(canceled), status=DeliveryStatus.RECORDED).count()
     return Quiet(
         undecided=Order.objects.filter(status__in=UNDECIDED).count(),
         unhandled_outbox=OutboxMessage.objects.filter(handled_at__isnull=True, parked_at__isnull=True).count(),
-        deliveries_missing=completed.count() - recorded,
+        deliveries_missing=completed.count() + 2 * canceled.count() - recorded,
     )
 
 
@@ -96,12 +99,15 @@ class Figures:
     refused: int
     completed: int
     failed: int
+    canceled: int  # completed, then cancelled by their customer
     stuck: int
     violations: int
     violation_samples: list[str]
     failed_by: dict[str, int]
     answers: dict[str, int]
     refusals: dict[str, int]
+    cancel_answers: dict[str, int]  # the first answer to each cancel (202, or 409 for an order already ended)
+    cancel_replays_wrong: list[str]
     server_errors: int
     faults: dict[str, int]
     fault_errors: list[str]
@@ -141,7 +147,8 @@ def gather(
     found = violations()
     orders = list(Order.objects.values("pk", "status", "created_at", "completed_at", "failed_at", "failure_reason"))
     status = Counter(order["status"] for order in orders)
-    stuck = [order["pk"] for order in orders if order["status"] not in (OrderStatus.COMPLETED, OrderStatus.FAILED)]
+    ended = (OrderStatus.COMPLETED, OrderStatus.FAILED, OrderStatus.CANCELED)
+    stuck = [order["pk"] for order in orders if order["status"] not in ended]
     took = [seconds for seconds in map(_took, orders) if seconds is not None]
     per_fault = [_recovery(fault, orders) for fault in faults.injected]
     late = [order for order in orders if (_took(order) or 0) > deadline + sweep_interval]
@@ -162,12 +169,15 @@ def gather(
         refused=load.answers[400],
         completed=status[OrderStatus.COMPLETED],
         failed=status[OrderStatus.FAILED],
+        canceled=status[OrderStatus.CANCELED],
         stuck=len(stuck),
         violations=len(found),
         violation_samples=found[:10],
         failed_by=dict(Counter(_failure_kind(o["failure_reason"]) for o in orders if o["status"] == "FAILED")),
         answers={str(answer): n for answer, n in sorted(load.answers.items(), key=str)},
         refusals=dict(load.refusals),
+        cancel_answers={str(answer): n for answer, n in sorted(load.cancels.items(), key=str)},
+        cancel_replays_wrong=load.replays_wrong[:10],
         server_errors=load.server_errors,
         faults=faults.counts(),
         fault_errors=faults.errors,
@@ -217,6 +227,8 @@ def _problems(figures: Figures, load: Any, faults: Any) -> list[str]:
         problems.append(f"{figures.violations} invariant violations")
     if figures.server_errors:
         problems.append(f"{figures.server_errors} API answers were 5xx or failed connections: {load.errors[:3]}")
+    if figures.cancel_replays_wrong:
+        problems.append(f"repeated cancels not replayed: {figures.cancel_replays_wrong[:3]}")
     if figures.orders != load.answers[201]:
         problems.append(f"the API created {load.answers[201]} orders but the database holds {figures.orders}")
     if len(faults.injected) != len(faults.schedule):
@@ -235,6 +247,7 @@ def print_summary(figures: Figures) -> None:
         f"orders placed     {figures.orders}  (refused with 400: {figures.refused} {figures.refusals or ''})",
         f"completed         {figures.completed}",
         f"failed            {figures.failed}  {figures.failed_by}",
+        f"canceled          {figures.canceled}  (cancels answered {figures.cancel_answers}, each sent twice)",
         f"stuck             {figures.stuck}",
         f"violations        {figures.violations}",
         *(f"    {violation}" for violation in figures.violation_samples[:5]),
@@ -261,7 +274,7 @@ def print_summary(figures: Figures) -> None:
             f"{figures.late_by}"
         )
     if figures.deliveries_missing:
-        lines.append(f"WARNING: {figures.deliveries_missing} completed orders have no RECORDED delivery")
+        lines.append(f"WARNING: {figures.deliveries_missing} deliveries of completed or cancelled orders missing")
     lines += [f"FAILED: {problem}" for problem in figures.problems] or ["OK: 0 stuck, 0 violations"]
     print("\n".join(lines), flush=True)
     summary = {key: value for key, value in asdict(figures).items() if key != "problems"}

@@ -2,7 +2,9 @@
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -20,6 +22,10 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
     return body
 
 
+def request_too_large_body(limit: int) -> dict:
+    return error_body("request_too_large", f"The request body may be at most {limit:,} bytes.", {"max_bytes": limit})
+
+
 def _flatten(detail) -> object:
     if isinstance(detail, dict):
         return {key: _flatten(value) for key, value in detail.items()}
@@ -32,6 +38,9 @@ def exception_handler(exc, context) -> Response:
     set_rollback()
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):  # a body over DATA_UPLOAD_MAX_MEMORY_SIZE the middleware let in
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(request_too_large_body(limit), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -1,7 +1,8 @@
+import logging
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init
 from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -18,3 +19,17 @@ def _database_hygiene(**kwargs) -> None:
     connection) or outlived CONN_MAX_AGE; keep a healthy one. Celery's own fixup would otherwise open a
     new connection for every task (see CELERY_DB_REUSE_MAX)."""
     close_old_connections()
+
+
+@worker_init.connect
+def _check_connection_budget(sender, **kwargs) -> None:
+    """Refuse to start a worker whose pool would hold more PostgreSQL connections than the server allows
+    (common/connection_budget.py). Celery logs and swallows a handler's exceptions, so this exits itself."""
+    from common.connection_budget import ConnectionBudgetExceeded, celery_worker_claim_at_init, check_at_start
+
+    claim = celery_worker_claim_at_init(sender)
+    try:
+        check_at_start([claim], what=f"The Celery worker {claim.name}")
+    except ConnectionBudgetExceeded as refused:
+        logging.getLogger(__name__).critical("%s", refused)
+        raise SystemExit(1) from refused

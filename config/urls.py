@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 api_v1 = [
     path("", include("apps.products.urls")),
@@ -11,6 +12,9 @@ api_v1 = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    # The OpenAPI document (YAML; ?format=json for JSON) and Swagger UI: open, never throttled.
+    path("api/schema/", SpectacularAPIView.as_view(throttle_classes=[]), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", throttle_classes=[]), name="docs"),
 ]
 
 handler400 = "common.api.json_bad_request"

@@ -7,14 +7,15 @@ wait. A 4xx answer is kept (its effect, if any, rolled back); a 5xx is not, so i
 """
 
 import functools
-import json
 from collections.abc import Callable
 
 from django.db import transaction
+from django.http import HttpResponse
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from common.errors import ApplicationError
+from common.openapi import idempotent_operation
 from idempotency.services import idempotency_claim, idempotency_record_answer, request_fingerprint
 
 HEADER = "Idempotency-Key"
@@ -57,8 +58,9 @@ def _run_keeping_4xx(view, handler: Callable, request, args, kwargs) -> Response
     return response
 
 
-def _as_json(response: Response):
-    return json.loads(JSONRenderer().render(response.data)) if response.data is not None else None
+def _rendered(response: Response) -> str:
+    """The body as the client gets it (JSON is the API's only renderer), to replay byte for byte."""
+    return JSONRenderer().render(response.data).decode() if response.data is not None else ""
 
 
 def idempotent(handler: Callable) -> Callable:
@@ -72,15 +74,17 @@ def idempotent(handler: Callable) -> Callable:
             with transaction.atomic():
                 claim = idempotency_claim(user_id=request.user.pk, key=key, fingerprint=fingerprint)
                 if claim.record is None:
-                    return Response(claim.body, status=claim.status_code, headers={REPLAYED_HEADER: "true"})
+                    replay = HttpResponse(claim.body, status=claim.status_code, content_type="application/json")
+                    replay[REPLAYED_HEADER] = "true"
+                    return replay
                 response = _run_keeping_4xx(view, handler, request, args, kwargs)
                 if response.status_code >= 500:
                     raise _Answer(response)  # not kept: the key goes with the transaction
                 idempotency_record_answer(
-                    record=claim.record, status_code=response.status_code, body=_as_json(response)
+                    record=claim.record, status_code=response.status_code, body=_rendered(response)
                 )
                 return response
         except _Answer as answer:
             return answer.response
 
-    return handle
+    return idempotent_operation(handle, header=HEADER, max_key_length=MAX_KEY_LENGTH, replayed_header=REPLAYED_HEADER)

@@ -11,7 +11,8 @@ class IdempotencyKey(models.Model):
     # SHA-256 of the method, the path and the body as parsed JSON: what "the same request" means.
     fingerprint = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField(null=True)
-    response_body = models.JSONField(null=True)
+    # The answer's body as it was sent, byte for byte (jsonb would reorder its keys).
+    response_body = models.TextField(null=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -40,7 +40,7 @@ class Claim:
 
     record: IdempotencyKey | None = None
     status_code: int | None = None
-    body: Any = None
+    body: str = ""
 
 
 def request_fingerprint(*, method: str, path: str, body: Any) -> str:
@@ -87,7 +87,7 @@ def idempotency_claim(*, user_id: int, key: str, fingerprint: str) -> Claim:
     raise IdempotencyKeyInUse("This Idempotency-Key is being reused concurrently; retry in a moment.")
 
 
-def idempotency_record_answer(*, record: IdempotencyKey, status_code: int, body: Any) -> None:
+def idempotency_record_answer(*, record: IdempotencyKey, status_code: int, body: str) -> None:
     IdempotencyKey.objects.filter(pk=record.pk).update(status_code=status_code, response_body=body)
 
 

@@ -56,10 +56,14 @@ def instructions(demo: dict[str, Any], *, api: str, demo_file: Path) -> str:
     user, product, coupon, staff = demo["users"][0], demo["products"][0], demo["coupons"][0], demo["staff"]
     auth = shlex.quote(f"Authorization: Token {user['token']}")
     body = shlex.quote(json.dumps({"items": [{"product_id": product["id"], "quantity": 1}], "user_coupon_id": None}))
-    place = f"curl -sS -X POST {api}/api/v1/orders -H {auth} -H 'Content-Type: application/json' -d {body}"
+    place = (
+        f"curl -sS -X POST {api}/api/v1/orders -H {auth} -H 'Content-Type: application/json' "
+        f"-H 'Idempotency-Key: my-first-order' -d {body}"
+    )
     read = f"curl -sS {api}/api/v1/orders/ORDER_ID -H {auth}"
     take_id = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])'"
     both = f'ORDER_ID=$({place} | {take_id}) && sleep 2 && curl -sS {api}/api/v1/orders/"$ORDER_ID" -H {auth}'
+    cancel = f"curl -sS -X POST {api}/api/v1/orders/ORDER_ID/cancel -H {auth}"
     issue = (
         f"curl -sS -X POST {api}/api/v1/users/{user['id']}/coupons/issue -H {auth} "
         f"-H 'Content-Type: application/json' -d '{json.dumps({'coupon_id': coupon['id']})}'"
@@ -76,10 +80,14 @@ def instructions(demo: dict[str, Any], *, api: str, demo_file: Path) -> str:
             f"  {read}",
             "Both at once:",
             f"  {both}",
+            "Send the order again with the same Idempotency-Key: the same order comes back, nothing is charged twice.",
+            "Cancel it (a completed order gives back its money, coupon and stock):",
+            f"  {cancel}",
             f"Take the demo coupon ({coupon['discount_rate']:.0%} off) to pass its id as user_coupon_id:",
             f"  {issue}",
             "",
             f"Admin: {api}/admin/  user {staff['username']}  password {staff['password']}",
+            f"API docs: {api}/api/docs/  (the OpenAPI document: {api}/api/schema/)",
             "Ctrl-C stops everything.",
             RULE,
         ]

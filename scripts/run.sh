@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make run` (after migrations): a demo data set, then the API on http://127.0.0.1:8000, the Celery worker
-# fleet and beat, all under honcho (see Procfile). Ctrl-C stops all of it. Runtime files go to .run/.
+# `make run` (after migrations): the connection budget check, a demo data set, then the API on gunicorn at
+# http://127.0.0.1:8000, the Celery worker fleet and beat, all under honcho (see Procfile). Ctrl-C stops all
+# of it. Runtime files go to .run/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,8 @@ API=http://127.0.0.1:8000
 export PYTHONUNBUFFERED=1 # log lines reach honcho as they are written
 
 mkdir -p .run
+# The whole fleet's PostgreSQL connections (Procfile, WEB_CONCURRENCY, GUNICORN_THREADS) must fit the server.
+"$BIN/python" manage.py connection_budget --procfile Procfile
 echo "Creating demo data..."
 "$BIN/python" manage.py seed_demo >.run/demo.json
 

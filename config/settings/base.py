@@ -36,6 +36,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a body over API_MAX_BODY_BYTES is answered 413 before anything reads it.
+    "common.middleware.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, API docs) served by the application itself, compressed and cached for good.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -79,6 +81,17 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(
     prepare_threshold=env.int("DATABASE_PREPARE_THRESHOLD", default=5) or None,
 )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The connection budget (common/connection_budget.py; README, "Connections to PostgreSQL"): connections left
+# to everything else on the machine, and kept for management commands beside the running system.
+DATABASE_RESERVED_CONNECTIONS = env.int("DATABASE_RESERVED_CONNECTIONS", default=10)
+DATABASE_COMMAND_CONNECTIONS = env.int("DATABASE_COMMAND_CONNECTIONS", default=2)
+
+# A request body over API_MAX_BODY_BYTES is answered 413 (common/middleware.py); Django's own limit matches,
+# for bodies without a Content-Length. The 413 reads and discards a body up to API_MAX_BODY_DRAIN_BYTES, so
+# that a client still sending it gets the answer instead of a reset; a larger one is left to gunicorn.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
+API_MAX_BODY_DRAIN_BYTES = env.int("API_MAX_BODY_DRAIN_BYTES", default=10 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHES = {
@@ -112,7 +125,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["common.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "common.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus the errors and headers implied by a view's configuration (common/openapi.py).
+    "DEFAULT_SCHEMA_CLASS": "common.openapi.ApiSchema",
     "DEFAULT_THROTTLE_CLASSES": ["common.throttles.ScopedRedisRateThrottle"],
     # What one client may consume (per user, per scope; common.throttles): an empty rate turns a scope off.
     "DEFAULT_THROTTLE_RATES": {
@@ -124,6 +138,45 @@ REST_FRAMEWORK = {
 }
 # API keys are stored as digests (apps.accounts); `Authorization: Token <key>`, no expiry unless revoked.
 REST_KNOX = {"TOKEN_TTL": None, "AUTH_HEADER_PREFIX": "Token"}
+
+# The OpenAPI document (GET /api/schema/, docs at /api/docs/): open to anyone, without authentication or
+# throttling; Swagger UI's files come from drf-spectacular-sidecar, served by the application (no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Shop saga API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "Orders and payments as an event-driven saga: list products and the best sellers, charge a balance, "
+        "issue coupons, place orders (answered at once, CREATED; balance, coupon and stock are then taken in "
+        "parallel, and the order is paid and COMPLETED or FAILED and compensated) and cancel them.\n\n"
+        "**Authentication**: `Authorization: Token <key>` on every endpoint; a user acts only on their own "
+        "resources (staff on anyone's).\n\n"
+        '**Errors**: every 4xx and 5xx answer is JSON, the `Error` schema: `{"code", "message", "details"?}`, '
+        "`code` being machine-readable (each response lists the codes it may carry). A method a path does not take "
+        "is 405 `method_not_allowed` with an `Allow` header; an unknown path is 404 `not_found`. Money is an "
+        "integer number of won.\n\n"
+        "**Idempotency keys**: the four POSTs that change something (orders, balance charge, coupon issue, "
+        "cancel) take an optional `Idempotency-Key` header; a repeat with the same key and body changes "
+        "nothing and gets the first answer again with `Idempotent-Replayed: true`."
+    ),
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    # Request and response components apart: what a client sends (`OrderCreateRequest`) is not what it reads.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "apps.orders.models.OrderStatus",
+        "PaymentStatusEnum": "apps.payments.models.PaymentStatus",
+        "ProductStatusEnum": "apps.products.models.ProductStatus",
+        "UserCouponStatusEnum": "apps.coupons.models.UserCouponStatus",
+        "StepStatusEnum": ["PENDING", "SUCCESS", "FAILED"],
+        "CouponQueuedStatusEnum": ["QUEUED"],
+    },
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True},
+}
 
 # --- The saga -------------------------------------------------------------------------------
 SAGA_DEADLINE_SECONDS = env.int("SAGA_DEADLINE_SECONDS", default=60)

@@ -505,3 +505,23 @@ def test_an_order_with_a_parked_listener_is_flagged_and_an_operator_sends_it_aga
     assert refund.parked_at is None and refund.dispatched_at is not None
     assert queued_messages() == queued_before + 1
     assert not shown(operator_client.get(changelist, {"attention": "parked"}))
+
+
+@pytest.mark.django_db
+def test_an_operator_cancels_orders_for_their_customers_and_admin_keeps_it_in_history(operator_client, shop):
+    # when the operator cancels the completed order, the failed one and the one still deciding
+    changelist = reverse("admin:orders_order_changelist")
+    ids = [shop.completed.pk, shop.failed.pk, shop.deciding.pk]
+    response = operator_client.post(changelist, {"action": "cancel_orders", "_selected_action": ids}, follow=True)
+
+    # then the completed one is CANCELED, the undecided one FAILED, the failed one refused with a reason
+    assert response.status_code == 200
+    statuses = dict(Order.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert statuses == {shop.completed.pk: "CANCELED", shop.failed.pk: "FAILED", shop.deciding.pk: "FAILED"}
+    assert Order.objects.get(pk=shop.deciding.pk).failure_reason == "canceled by operator operator"
+    notes = [str(message) for message in get_messages(response.wsgi_request)]
+    assert any(f"Order {shop.failed.pk} is FAILED and cannot be cancelled" in note for note in notes), notes
+    logged = LogEntry.objects.filter(object_id__in=[str(pk) for pk in ids]).values_list("object_id", "change_message")
+    assert sorted(logged) == sorted(
+        [(str(shop.completed.pk), "Cancelled: now CANCELED."), (str(shop.deciding.pk), "Cancelled: now FAILED.")]
+    )

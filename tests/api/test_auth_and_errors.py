@@ -21,6 +21,7 @@ ENDPOINTS = [
     ("post", "/api/v1/orders", {"items": [{"product_id": 1, "quantity": 1}], "user_coupon_id": None}),
     ("get", "/api/v1/orders/{order_id}", None),
     ("get", "/api/v1/orders", None),
+    ("post", "/api/v1/orders/{order_id}/cancel", None),
 ]
 ENDPOINT_IDS = [f"{method} {path}" for method, path, _ in ENDPOINTS]
 

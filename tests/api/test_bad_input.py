@@ -379,3 +379,25 @@ def test_an_id_too_long_for_python_to_read_is_a_json_404(caller, client_for, pat
 
 def test_a_request_for_a_host_not_served_is_a_json_400(caller, client_for):
     assert_error(client_for(caller).get("/api/v1/products", HTTP_HOST="evil.example"), 400, "bad_request")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"items": "\\ud800"}',
+        '{"\\udfff": 1, "items": []}',
+        '{"items": [{"product_id": 1, "quantity": 1}], "x": "\\ud83d"}',
+    ],
+    ids=["value", "key", "beside a valid body"],
+)
+@pytest.mark.parametrize("key", [None, "lone-surrogate"], ids=["without key", "with Idempotency-Key"])
+def test_a_string_with_a_lone_surrogate_is_a_parse_error(refused_order, raw, key):
+    # valid JSON grammar, but not Unicode text: it cannot be hashed for the Idempotency-Key, stored or answered
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    refused_order(raw, code="parse_error", format=None, content_type="application/json", **headers)
+
+
+def test_an_escaped_surrogate_pair_is_read_as_its_character(caller, client_for, product):
+    raw = f'{{"items": [{{"product_id": {product.pk}, "quantity": 1}}], "note": "\\ud83d\\ude00"}}'
+    response = client_for(caller).post("/api/v1/orders", raw, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k")
+    assert response.status_code == 201, response.json()
