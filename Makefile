@@ -29,12 +29,12 @@ run: migrate
 dev: migrate
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
-# The chaos run (issue 3): its own database (shop_chaos, recreated), Redis db 4 and port 8765; see chaos/.
+# The chaos run: its own database (shop_chaos, recreated), Redis db 4 and port 8765 unless CHAOS_ARGS names others; see chaos/.
 # CHAOS_ARGS, e.g. "--quick" or "--orders 1000 --seed 7".
 chaos: install services
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
-# The benchmark (issue 4): its own database (shop_bench, recreated), Redis db 3 and port 8766; see bench/.
+# The benchmark: its own database (shop_bench, recreated), Redis db 3 and port 8766; see bench/.
 # BENCH_QUICK=1 for the short form (under 3 minutes); BENCH_ARGS, e.g. "--clients 24".
 $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 	$(BIN)/pip install -q -r requirements-bench.txt

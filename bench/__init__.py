@@ -1,3 +1,3 @@
-"""`make bench` (issue 4): the saga's speed measured beside a monolith reference, in one run.
+"""`make bench`: the saga's speed measured beside a monolith reference, in one run.
 
 See bench/__main__.py for the phases and bench/report.py for what the results hold."""

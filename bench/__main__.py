@@ -1,4 +1,4 @@
-"""`python -m bench [--quick]` (or `BENCH_QUICK=1 make bench`): the benchmark of issue 4.
+"""`python -m bench [--quick]` (or `BENCH_QUICK=1 make bench`): the benchmark.
 
 Starts the API on gunicorn, two prefork Celery workers and beat (chaos.processes.Fleet) against a
 database (shop_bench, recreated; or --db-name) and Redis db (3; or --redis-url) of its own, on port 8766
@@ -112,8 +112,8 @@ def run(options: argparse.Namespace, environment: RunEnvironment) -> int:
             say=say,
         )
         hot, series["hot_product"] = phases.hot_product(api_url=api_url, customers=shop["hot"], sizes=sizes, say=say)
-        found["saga orders, DESIGN §5"] = violations()
-        say(f"invariants of DESIGN §5 over every saga order: {len(found['saga orders, DESIGN §5']) or 'none'} broken")
+        found["saga orders, §5"] = violations()
+        say(f"invariants of docs/design.md §5 over every saga order: {len(found['saga orders, §5']) or 'none'} broken")
         rush = phases.coupon_rush(api_url=api_url, sizes=sizes, say=say)
         mono, series["monolith"] = phases.monolith(stage, customers=shop["monolith"])
         found["all orders, §5 but 5.4 (the monolith has no events)"] = violations(decisions=False)

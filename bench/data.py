@@ -3,7 +3,7 @@ Redis are reset and migrated by chaos.data's functions).
 
 Products and coupons go through the services. Customers are many (3,000 for the coupon rush), so they
 are written in bulk: users, API tokens, and for those with money a balance with its CHARGE ledger row,
-exactly what balance_charge would write (DESIGN §5.1 holds)."""
+exactly what balance_charge would write (docs/design.md §5.1 holds)."""
 
 import random
 from dataclasses import dataclass

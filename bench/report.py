@@ -34,7 +34,7 @@ How to read this:
 - The saga is saturated when its end-to-end latency is mostly queueing: compare it with the half-load
   figures. `--clients N` changes the number of closed-loop clients (default 16).
 - Hot product: settled = every order decided and every listener task (the compensations) handled; the
-  invariants of DESIGN §5 are checked over every saga order then, and over every order (less §5.4, as
+  invariants of docs/design.md §5 are checked over every saga order then, and over every order (less §5.4, as
   the monolith publishes no events) at the end.
 - Everything runs on one machine with 2 cores: the load generator's threads, gunicorn, the workers,
   beat, PostgreSQL and Redis share them, and so does anything else running at the time.

@@ -2,7 +2,7 @@
 
 Starts the API on gunicorn, two prefork worker fleets and beat against a database and Redis db of its own,
 streams orders from many users while it kills workers, flushes Redis and cuts the workers' database
-connections, waits for the deadline and the sweep, then checks every invariant of DESIGN.md §5 from the
+connections, waits for the deadline and the sweep, then checks every invariant of docs/design.md §5 from the
 database. Exits 0 only with no stuck order, no violation and no 5xx. Every child is stopped at the end,
 whatever happened.
 

@@ -1,4 +1,4 @@
-"""The invariants of DESIGN.md §5, checked from the database after a run has settled.
+"""The invariants of docs/design.md §5, checked from the database after a run has settled.
 
 Used by the tests and by the chaos run. Decisions (§5.4) are counted from the events a test saw
 published, or else from the outbox, which holds every event that has a listener."""

@@ -111,7 +111,7 @@ def issue_coupons(shop: Shop, *, api_url: str) -> dict[int, int]:
                 continue
             if answer.status_code != 202:
                 raise RuntimeError(f"issuing a coupon to user {user.id}: {answer.status_code} {answer.text}")
-            give_up = time.monotonic() + 10  # queued: it appears within 5 s (API.md)
+            give_up = time.monotonic() + 10  # queued: it appears within 5 s (docs/api.md)
             while user.id not in issued and time.monotonic() < give_up:
                 held = session.get(url, headers=headers, timeout=10).json()
                 issued.update({user.id: held[0]["id"]} if held else {})

@@ -1,4 +1,4 @@
-"""The JSON error shape of API.md for every 4xx and 5xx, and small helpers shared by the views."""
+"""The JSON error shape of docs/api.md for every 4xx and 5xx, and small helpers shared by the views."""
 
 import logging
 

@@ -1,4 +1,4 @@
-"""One base error for the whole domain; the API turns it into the JSON error of API.md."""
+"""One base error for the whole domain; the API turns it into the JSON error of docs/api.md."""
 
 from typing import Any
 

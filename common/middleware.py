@@ -1,4 +1,4 @@
-"""The request body limit: 413 `request_too_large` (API.md) for a body whose Content-Length is over
+"""The request body limit: 413 `request_too_large` (docs/api.md) for a body whose Content-Length is over
 API_MAX_BODY_BYTES, before anything reads it."""
 
 from collections.abc import Callable

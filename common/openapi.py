@@ -39,7 +39,7 @@ class ErrorCode:
     meaning: str
 
 
-# The error codes of API.md, by the status they come with.
+# The error codes of docs/api.md, by the status they come with.
 VALIDATION_ERROR = ErrorCode(400, "validation_error", "The request is not valid; `details.fields` says why.")
 PARSE_ERROR = ErrorCode(400, "parse_error", "The body is not JSON.")
 BAD_REQUEST = ErrorCode(400, "bad_request", "The request is malformed (e.g. a Host the server does not serve).")
@@ -132,7 +132,7 @@ RETRY_AFTER = OpenApiParameter(
 )
 
 
-# --- Idempotency keys (API.md, "Idempotency keys"), attached by idempotency.decorators.idempotent ---
+# --- Idempotency keys (docs/api.md, "Idempotency keys"), attached by idempotency.decorators.idempotent ---
 
 # 1 to 255 printable ASCII characters, without a space at either end (HTTP stacks strip it off).
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"

@@ -1,4 +1,4 @@
-"""`@idempotent` on a DRF view's POST handler: the Idempotency-Key header of API.md, in one place.
+"""`@idempotent` on a DRF view's POST handler: the Idempotency-Key header of docs/api.md, in one place.
 
 Without the header, nothing changes. With it, the handler runs in one transaction with the key's row
 (idempotency.services): a repeat with the same body gets the first answer again, status and body, with

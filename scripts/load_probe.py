@@ -35,6 +35,7 @@ POSTGRES_PORT = 5432
 TCP_LISTEN, TCP_ESTABLISHED = "0A", "01"
 SAMPLE_EVERY_SECONDS = 0.05
 REQUEST_TIMEOUT = 30.0
+KINDS = ("list", "create", "read")
 
 
 @dataclass
@@ -49,7 +50,7 @@ class Tally:
 
     def failed(self, kind: str, error: Exception) -> None:
         with self.lock:
-            self.errors[kind, type(error).__name__] += 1
+            self.errors[kind, f"{type(error).__name__}: {str(error)[:120]}"] += 1
 
     @property
     def requests(self) -> int:
@@ -58,6 +59,13 @@ class Tally:
     @property
     def server_errors(self) -> int:
         return sum(count for (_, status), count in self.statuses.items() if status >= 500)
+
+    def of_kind(self, kind: str) -> Counter:
+        return Counter({status: count for (each, status), count in self.statuses.items() if each == kind})
+
+    def summary(self) -> str:
+        by_kind = {kind: dict(self.of_kind(kind)) for kind in KINDS}
+        return f"{self.requests} requests; statuses {by_kind}; transport errors {dict(self.errors)}"
 
 
 def _tcp_sockets() -> list[tuple[int, int, str, int]]:
@@ -135,6 +143,8 @@ def sample(api_port: int, database_url: str, samples: Samples, stop: threading.E
 
 
 def client(api: str, token: str, product_id: int, start: threading.Barrier, seconds: float, tally: Tally) -> None:
+    """One client: once every client has started, list products, place an order and read it back, again
+    and again for `seconds`, on one keep-alive connection."""
     session = requests.Session()
     session.headers["Authorization"] = f"Token {token}"
     order = {"items": [{"product_id": product_id, "quantity": 1}], "user_coupon_id": None}
@@ -142,7 +152,7 @@ def client(api: str, token: str, product_id: int, start: threading.Barrier, seco
     start.wait()
     stop_at = time.monotonic() + seconds
     while time.monotonic() < stop_at:
-        for kind in ("list", "create", "read"):
+        for kind in KINDS:
             try:
                 if kind == "list":
                     response = session.get(f"{api}/api/v1/products", timeout=REQUEST_TIMEOUT)

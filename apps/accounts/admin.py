@@ -5,10 +5,12 @@ from django.contrib import admin
 from django.http import HttpRequest
 from knox.models import AuthToken
 
-admin.site.unregister(AuthToken)
+from apps.accounts.models import ApiKey
+
+admin.site.unregister(AuthToken)  # knox's own admin shows digests and mints keys
 
 
-@admin.register(AuthToken)
+@admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ("user", "created", "expiry")
     search_fields = ("user__username",)

@@ -1,4 +1,4 @@
-"""The saga's process state in Redis: a hash per order (DESIGN.md §4) and the order's lock."""
+"""The saga's process state in Redis: a hash per order (docs/design.md §4) and the order's lock."""
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress

@@ -32,7 +32,7 @@ _timestamp = serializers.DateTimeField()  # the API's one format for times, as e
 
 
 def order_views(orders: Sequence[Order]) -> list[dict]:
-    """The orders as API.md shows them: live steps from Redis (one round trip for all), payments from
+    """The orders as docs/api.md shows them: live steps from Redis (one round trip for all), payments from
     the payments app (one query for all)."""
     live = read_steps([order.pk for order in orders if order.steps is None])
     payments = payment_summaries(order_ids=[order.pk for order in orders])

@@ -1,4 +1,4 @@
-"""Settings shared by every environment; values come from the environment (API.md, Settings)."""
+"""Settings shared by every environment; values come from the environment (docs/api.md, Settings)."""
 
 from pathlib import Path
 
@@ -74,7 +74,7 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # psycopg sends parameters apart from the SQL (no quoting in Python) and prepares a statement that a
 # connection runs for the DATABASE_PREPARE_THRESHOLD-th time (PostgreSQL then skips parsing and planning
-# it): less CPU per query in the workers and in PostgreSQL (issue 4). Both off behind a PgBouncer in
+# it): less CPU per query in the workers and in PostgreSQL. Both off behind a PgBouncer in
 # transaction mode older than 1.21 (DATABASE_SERVER_SIDE_BINDING=false, DATABASE_PREPARE_THRESHOLD=0).
 DATABASES["default"].setdefault("OPTIONS", {}).update(
     server_side_binding=env.bool("DATABASE_SERVER_SIDE_BINDING", default=True),
@@ -208,7 +208,7 @@ DATA_PLATFORM_BACKOFF_SECONDS = env.float("DATA_PLATFORM_BACKOFF_SECONDS", defau
 # Below OUTBOX_HANDLE_TIMEOUT_SECONDS, so that the relay never starts a second chain beside a waiting retry.
 DATA_PLATFORM_BACKOFF_MAX_SECONDS = env.float("DATA_PLATFORM_BACKOFF_MAX_SECONDS", default=45.0)
 
-# Idempotency-Key (API.md): keys are kept this long; a request waits this long for its key's first request.
+# Idempotency-Key (docs/api.md): keys are kept this long; a request waits this long for its key's first request.
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=5.0)
 

@@ -52,13 +52,13 @@ def test_the_admin_lists_keys_without_them_and_cannot_mint_one(client, make_user
     key = api_key_issue(user=customer)
     stored = AuthToken.objects.get(user=customer)
 
-    listed = client.get(reverse("admin:knox_authtoken_changelist")).content.decode()
-    page = client.get(reverse("admin:knox_authtoken_change", args=[stored.pk])).content.decode()
+    listed = client.get(reverse("admin:accounts_apikey_changelist")).content.decode()
+    page = client.get(reverse("admin:accounts_apikey_change", args=[stored.pk])).content.decode()
 
     assert "customer-with-a-key" in listed
     for shown in (listed, page):
         assert key not in shown and key[:15] not in shown
-    assert client.get(reverse("admin:knox_authtoken_add")).status_code == 403
+    assert client.get(reverse("admin:accounts_apikey_add")).status_code == 403
 
 
 @pytest.mark.django_db(transaction=True)

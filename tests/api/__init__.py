@@ -4,7 +4,7 @@ ERROR_KEYS = {"code", "message", "details"}
 
 
 def assert_error(response, status: int, code: str | None = None) -> dict:
-    """The answer is the JSON error of API.md with this status (and code, if given); returns its body."""
+    """The answer is the JSON error of docs/api.md with this status (and code, if given); returns its body."""
     assert response.status_code == status, (response.status_code, response.content[:500])
     assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
     body = response.json()

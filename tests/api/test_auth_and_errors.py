@@ -1,4 +1,4 @@
-"""Authentication and ownership: who may call what (API.md, Authentication)."""
+"""Authentication and ownership: who may call what (docs/api.md, Authentication)."""
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -10,7 +10,7 @@ from tests.api import assert_error
 
 pytestmark = pytest.mark.django_db
 
-# Every endpoint of API.md, with a body good enough that only authentication can refuse it.
+# Every endpoint of docs/api.md, with a body good enough that only authentication can refuse it.
 ENDPOINTS = [
     ("get", "/api/v1/products", None),
     ("get", "/api/v1/products/ranks", None),

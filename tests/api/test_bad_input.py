@@ -1,4 +1,4 @@
-"""Bad input never gives a 500, always gives the JSON error of API.md, and never saves an order."""
+"""Bad input never gives a 500, always gives the JSON error of docs/api.md, and never saves an order."""
 
 from datetime import timedelta
 

@@ -1,4 +1,4 @@
-"""POST /api/v1/orders/{order_id}/cancel (API.md, "Cancelling"): who may cancel, and what the answer says.
+"""POST /api/v1/orders/{order_id}/cancel (docs/api.md, "Cancelling"): who may cancel, and what the answer says.
 The saga that follows is tested with a real worker in tests/saga/test_cancel.py and raced in
 tests/concurrency/test_cancel_race.py."""
 

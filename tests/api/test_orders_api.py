@@ -61,7 +61,7 @@ def test_creating_an_order_answers_201_with_the_documented_order(make_user, make
     )
     assert body["user_coupon_id"] is None
     assert (body["gross_price"], body["discount_price"], body["total_price"]) == (24_500, 0, 24_500)
-    # No coupon: nothing to use, so that step counts as done (DESIGN §2); the others wait for the worker.
+    # No coupon: nothing to use, so that step counts as done (docs/design.md §2); the others wait for the worker.
     assert body["steps"] == {"balance": "PENDING", "coupon": "SUCCESS", "stock": "PENDING"}
     assert body["payment"] is None
     assert before <= parse_datetime(body["created_at"]) <= timezone.now()

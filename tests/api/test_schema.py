@@ -1,5 +1,5 @@
-"""The OpenAPI document (API.md, Operations: GET /api/schema/ and /api/docs/): valid, warning-free, served
-to anyone, and saying exactly what API.md says of every endpoint."""
+"""The OpenAPI document (docs/api.md, Operations: GET /api/schema/ and /api/docs/): valid, warning-free, served
+to anyone, and saying exactly what docs/api.md says of every endpoint."""
 
 import re
 from html.parser import HTMLParser
@@ -12,7 +12,7 @@ from drf_spectacular.drainage import GENERATOR_STATS
 from rest_framework.permissions import AllowAny
 from rest_framework.test import APIClient
 
-# Every operation of API.md, Endpoints, with every status it may answer: its own, then 400 (a Host not
+# Every operation of docs/api.md, Endpoints, with every status it may answer: its own, then 400 (a Host not
 # served), 401, 406, 413 and 500 that every operation may give, and for the four POSTs with an
 # Idempotency-Key 409, 415, 422 and 429.
 EVERY_OPERATION = {400, 401, 406, 413, 500}

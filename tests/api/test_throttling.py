@@ -1,4 +1,4 @@
-"""What one client may consume (API.md, Errors: 429 `throttled` with Retry-After): per user and scope,
+"""What one client may consume (docs/api.md, Errors: 429 `throttled` with Retry-After): per user and scope,
 counted atomically in Redis, so a burst of concurrent requests lets exactly the rate through."""
 
 from collections import Counter

@@ -1,6 +1,6 @@
 """The monolith reference of the benchmark (bench/monolith.py): one transaction per order, all or nothing.
 
-Its orders are written without events, so DESIGN §5 is checked without §5.4 (decision events)."""
+Its orders are written without events, so docs/design.md §5 is checked without §5.4 (decision events)."""
 
 import threading
 

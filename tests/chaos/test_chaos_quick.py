@@ -1,6 +1,6 @@
 """The short form of the chaos run, as CI runs it: 100 orders against the API on gunicorn and a prefork
 worker fleet while a pool process is killed, Redis is flushed and the workers' database connections are
-cut. Every order must settle, and every invariant of DESIGN.md §5 must hold.
+cut. Every order must settle, and every invariant of docs/design.md §5 must hold.
 
 It runs `python -m chaos --quick` as its own process tree, on the database and Redis db the test settings
 name (CHAOS_DATABASE_NAME, CHAOS_REDIS_URL: TEST_CHAOS_DATABASE_NAME, TEST_CHAOS_REDIS_URL) and on any

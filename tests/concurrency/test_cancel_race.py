@@ -1,5 +1,5 @@
 """A cancel racing the saga, and itself: the database fence lets exactly one of them move the order, and
-whatever wins, every order ends FAILED or CANCELED with everything given back (DESIGN.md §5)."""
+whatever wins, every order ends FAILED or CANCELED with everything given back (docs/design.md §5)."""
 
 import random
 import time

@@ -15,7 +15,7 @@ from eventbus import DomainEvent
 
 
 def an_order_created() -> OrderCreated:
-    """The OrderCreated of DESIGN.md §3's example envelope."""
+    """The OrderCreated of docs/design.md §3's example envelope."""
     return OrderCreated(
         order_id=42,
         user_id=7,

@@ -1,5 +1,5 @@
 """publish(): each listener's task leaves through the real broker when the publishing transaction commits,
-never on rollback, and at once outside a transaction (DESIGN.md §3)."""
+never on rollback, and at once outside a transaction (docs/design.md §3)."""
 
 import base64
 import json

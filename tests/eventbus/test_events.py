@@ -1,4 +1,4 @@
-"""Domain events and their wire envelope (DESIGN.md §3)."""
+"""Domain events and their wire envelope (docs/design.md §3)."""
 
 import dataclasses
 import json

@@ -1,4 +1,4 @@
-"""Idempotency-Key on the four POSTs (API.md, "Idempotency keys"): a repeat changes nothing and gets the
+"""Idempotency-Key on the four POSTs (docs/api.md, "Idempotency keys"): a repeat changes nothing and gets the
 first answer again; the key lives and dies with the request's effect, in one transaction."""
 
 import threading

@@ -1,4 +1,4 @@
-"""The saga's process state in Redis (DESIGN.md §4): the hash per order and the order's lock."""
+"""The saga's process state in Redis (docs/design.md §4): the hash per order and the order's lock."""
 
 import time
 

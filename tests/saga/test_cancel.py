@@ -1,4 +1,4 @@
-"""A customer cancels, through the API with a real worker (API.md, "Cancelling"): before completion the
+"""A customer cancels, through the API with a real worker (docs/api.md, "Cancelling"): before completion the
 order fails and is compensated; a completed order is cancelled and gives back everything it took."""
 
 import pytest

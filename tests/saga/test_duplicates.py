@@ -1,4 +1,4 @@
-"""A task delivered twice changes nothing the second time (DESIGN.md §5.6): every event of a finished
+"""A task delivered twice changes nothing the second time (docs/design.md §5.6): every event of a finished
 saga is delivered again to every one of its listeners, through the broker, and nothing moves."""
 
 import random

@@ -1,4 +1,4 @@
-"""A customer cancels an order (API.md, "Cancelling").
+"""A customer cancels an order (docs/api.md, "Cancelling").
 
 Before completion, a cancel fails the order the way its deadline would: a conditional update out of
 CREATED or PAYMENT_WAITING, then OrderFailed and the usual compensations (a payment that succeeds later
@@ -14,9 +14,9 @@ conditional UPDATE, so exactly one of a cancel and a decision (or of two cancels
 from django.db import transaction
 from django.utils import timezone
 
-from apps.orders.events import OrderCanceled, OrderLine
+from apps.orders.events import OrderCanceled
 from apps.orders.models import Order, OrderStatus
-from apps.orders.services.saga import order_fail
+from apps.orders.services.saga import order_fail, order_lines
 from common.errors import ApplicationError
 from eventbus import publish
 
@@ -54,7 +54,7 @@ def _cancel_completed(*, order_id: int, reason: str) -> bool:
             order_id=order.pk,
             user_id=order.user_id,
             user_coupon_id=order.user_coupon_id,
-            items=tuple(OrderLine(item.product_id, item.quantity, item.unit_price) for item in order.items.all()),
+            items=order_lines(order),
             total_price=order.total_price,
             completed_at=order.completed_at,
             canceled_at=order.canceled_at,

@@ -75,6 +75,11 @@ def _decide(order: Order, steps: dict[str, str], reasons: dict[str, str]) -> str
     return None
 
 
+def order_lines(order: Order) -> tuple[OrderLine, ...]:
+    """The order's items as events carry them."""
+    return tuple(OrderLine(item.product_id, item.quantity, item.unit_price) for item in order.items.all())
+
+
 @transaction.atomic
 def order_complete(*, order_id: int) -> bool:
     """The order is paid: COMPLETED and OrderCompleted, once. An order that can no longer be completed
@@ -90,7 +95,7 @@ def order_complete(*, order_id: int) -> bool:
             OrderCompleted(
                 order_id=order.pk,
                 user_id=order.user_id,
-                items=tuple(OrderLine(item.product_id, item.quantity, item.unit_price) for item in order.items.all()),
+                items=order_lines(order),
                 gross_price=order.gross_price,
                 discount_price=order.discount_price,
                 total_price=order.total_price,

@@ -1,4 +1,4 @@
-"""`manage.py seed_demo`: a fresh demo data set, printed as one JSON object (API.md, Commands).
+"""`manage.py seed_demo`: a fresh demo data set, printed as one JSON object (docs/api.md, Commands).
 
 Every run tags its objects with a new random run tag, so it can run any number of times against one
 database. Everything is created in one transaction: a refused argument or service leaves nothing behind.
@@ -98,7 +98,7 @@ def _staff_with_token(*, username: str) -> dict[str, Any]:
 
 @transaction.atomic
 def seed_demo(plan: DemoPlan, *, tag: str) -> dict[str, Any]:
-    """Create the demo data set and describe it in the shape API.md gives for `seed_demo`."""
+    """Create the demo data set and describe it in the shape docs/api.md gives for `seed_demo`."""
     staff = _staff_with_token(username=f"demo-{tag}-staff")
     users = []
     for number in range(1, plan.users + 1):
