@@ -15,6 +15,7 @@ from apps.balance.models import BalanceTransaction
 from apps.balance.selectors import balance_of
 from apps.coupons.models import UserCoupon
 from apps.orders.models import Order
+from chaos.invariants import violations
 from eventbus.models import OutboxMessage
 from idempotency.models import IdempotencyKey
 from idempotency.services import idempotency_claim, idempotency_purge_expired
@@ -245,6 +246,7 @@ def test_twenty_requests_with_one_key_at_once_create_one_order_and_charge_once(
     assert Order.objects.count() == 1
     assert balance_of(user_id=user.pk) == 40_000
     assert list(BalanceTransaction.objects.filter(kind="USE").values_list("amount", flat=True)) == [10_000]
+    assert violations(published_events) == []
 
 
 @pytest.mark.django_db(transaction=True)
