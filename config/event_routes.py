@@ -78,7 +78,7 @@ ROUTES = {
         only_if(has_coupon, coupons.restore_coupon_task),
         products.restore_stock_task,
         products.remove_from_rank_task,
-        dataplatform.deliver_cancellation_task,
+        dataplatform.deliver_order_task,
     ),
     # Compensations are reported for operators and audit; no listener needs them yet.
     BalanceRefunded: (),

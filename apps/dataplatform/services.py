@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.dataplatform.models import Delivery, DeliveryStatus
+from apps.orders.events import OrderCanceled, OrderCompleted
 from common.db import insert_or_skip
 from common.errors import ApplicationError, RetryableError
 
@@ -29,7 +30,7 @@ class DeliveryRefused(Exception):
     """The platform answered 4xx: sending the same payload again will not help."""
 
 
-COMPLETED, CANCELED = "OrderCompleted", "OrderCanceled"
+COMPLETED, CANCELED = OrderCompleted.event_type(), OrderCanceled.event_type()
 
 
 def delivery_record(*, order_id: int, payload: dict, event_type: str = COMPLETED) -> Delivery:
