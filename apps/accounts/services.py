@@ -5,7 +5,6 @@ admin can act as a customer."""
 from collections.abc import Sequence
 
 from django.contrib.auth.models import AbstractBaseUser
-from knox.crypto import hash_token
 from knox.models import AuthToken, get_digest_token
 from knox.settings import CONSTANTS
 
@@ -24,7 +23,3 @@ def api_keys_issue_bulk(*, users: Sequence[AbstractBaseUser]) -> list[str]:
         for user, (digest, key) in zip(users, digests_and_keys, strict=True)
     )
     return [key for _, key in digests_and_keys]
-
-
-def api_key_digest(key: str) -> str:
-    return hash_token(key)
