@@ -17,6 +17,8 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 
+from common.throttles import throttle_scope_of
+
 
 class ErrorSerializer(serializers.Serializer):
     """Every 4xx and 5xx answer of the API."""
@@ -229,8 +231,7 @@ class ApiSchema(AutoSchema):
         return bool(security) and {} not in security
 
     def _throttle_scope(self) -> str | None:
-        scope = getattr(self.view, "throttle_scope", None)
-        return scope.get(self.method) if isinstance(scope, dict) else scope
+        return throttle_scope_of(self.view, self.method)
 
     def _takes_idempotency_key(self) -> bool:
         return getattr(getattr(self.view, self.method.lower(), None), "takes_idempotency_key", False)

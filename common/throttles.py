@@ -36,6 +36,12 @@ return tostring(oldest + window - now)
 """
 
 
+def throttle_scope_of(view, method: str) -> str | None:
+    """The scope a view limits `method` under: its `throttle_scope`, one scope or {method: scope}."""
+    scope = getattr(view, "throttle_scope", None)
+    return scope.get(method) if isinstance(scope, dict) else scope
+
+
 class ScopedRedisRateThrottle(ScopedRateThrottle):
     """A view sets `throttle_scope`, one scope or {method: scope} (a listing and a creation on one path
     are limited apart); the rate comes from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]."""
@@ -43,9 +49,7 @@ class ScopedRedisRateThrottle(ScopedRateThrottle):
     cache_format = "throttle:%(scope)s:%(ident)s"
 
     def allow_request(self, request, view) -> bool:
-        self.scope = getattr(view, self.scope_attr, None)
-        if isinstance(self.scope, dict):
-            self.scope = self.scope.get(request.method)
+        self.scope = throttle_scope_of(view, request.method)
         if not self.scope:
             return True
         self.rate = self.get_rate()
