@@ -93,7 +93,7 @@ def run(options: argparse.Namespace, environment: RunEnvironment) -> int:
         print(f"    {key}={value}")
     shop = prepare(environment, sizes)
 
-    from chaos.invariants import violations
+    from apps.orders.consistency import violations
 
     counters = redis.Redis.from_url(environment.redis_url)
     api_url = environment.api_url

@@ -11,11 +11,17 @@ import redis
 from bench import data, load, metrics
 from bench.data import Customer
 from chaos.report import wait_to_settle
+from common.procfile import worker_queue_groups
+from common.queues import queues_of
 
 Say = Callable[[str], None]
 ORDERS_PATH = "/api/v1/orders"
 MONOLITH_PATH = "/bench/monolith/orders"
-NOOP_QUEUES = ("balance", "orders")  # one queue of each worker: the saga's own fleet runs the no-op tasks
+
+
+def noop_queues() -> tuple[str, ...]:
+    """One queue of each worker of the fleet (the Procfile's): the saga's own workers run the no-op tasks."""
+    return tuple(queues_of(groups)[0] for groups in worker_queue_groups().values())
 
 
 @dataclass(frozen=True)
@@ -48,11 +54,12 @@ def _body(catalog: list[int]) -> Callable[[random.Random], dict]:
 
 
 def noop_ceiling(*, counters: redis.Redis, count: int, say: Say) -> dict:
-    """No-op tasks through the saga's broker, worker pool and settings, half on each worker."""
+    """No-op tasks through the saga's broker, worker pool and settings, shared evenly by the workers."""
     from bench.tasks import noop_task
     from config.celery import app
 
     field = f"task:{noop_task.name}"
+    queues = noop_queues()
 
     def done() -> int:
         return int(counters.hget("bench:counts", field) or 0)
@@ -60,7 +67,7 @@ def noop_ceiling(*, counters: redis.Redis, count: int, say: Say) -> dict:
     def send(number: int) -> None:
         with app.producer_or_acquire() as producer:
             for index in range(number):
-                noop_task.apply_async(queue=NOOP_QUEUES[index % 2], producer=producer)
+                noop_task.apply_async(queue=queues[index % len(queues)], producer=producer)
 
     def wait_for(total: int, give_up: float) -> float:
         while done() < total:
@@ -71,7 +78,7 @@ def noop_ceiling(*, counters: redis.Redis, count: int, say: Say) -> dict:
 
     send(100)  # warm-up: every pool process has run a task
     wait_for(100, time.monotonic() + 60)
-    say(f"no-op ceiling: sending {count} no-op tasks to queues {', '.join(NOOP_QUEUES)}")
+    say(f"no-op ceiling: sending {count} no-op tasks to queues {', '.join(queues)}")
     started = time.time()
     send(count)
     sent_s = time.time() - started

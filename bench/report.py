@@ -26,7 +26,7 @@ How to read this:
   processes and consumer), `postgres`, `redis`, the `load generator` (this process: the HTTP clients
   and the completion watcher), `beat` and `other`. Busy share: that CPU time over the window's
   core-seconds; near 1.0 the machine, not the design, sets the pace.
-- **No-op ceiling**: no-op tasks sent to the `balance` and `orders` queues (one per worker) of the same
+- **No-op ceiling**: no-op tasks sent to one queue of each worker (bench.phases.noop_queues) of the same
   fleet (two prefork workers, `-c 2`), same broker and Celery settings (late ack, prefetch 1).
 - The counters cost one Redis round trip (a pipeline of HINCRBY) per task and per request, in the saga
   and the monolith alike, and in the no-op ceiling too; the benchmark process's own queries (watching

@@ -24,6 +24,7 @@ from chaos.environment import (
     WORKER_APP_NAME,
     RunEnvironment,
 )
+from common.procfile import worker_queue_groups
 
 WORKER_OPTIONS = ["--without-gossip", "--without-mingle", "-l", "info"]
 
@@ -34,6 +35,16 @@ class Role:
     command: list[str]
     application_name: str
     ready_line: str | None = None  # a line the process logs when it is ready
+
+
+def worker_role(name: str, groups: tuple[str, ...]) -> Role:
+    command = [str(BIN / "celery"), "-A", "config", "worker", "--queue-groups", ",".join(groups), "-c", "2"]
+    return Role(
+        name=name,
+        command=[*command, "-n", f"{name}@%h", *WORKER_OPTIONS],
+        application_name=WORKER_APP_NAME,
+        ready_line=" ready.",
+    )
 
 
 def roles(schedule_dir: Path, api_port: int) -> list[Role]:
@@ -56,28 +67,8 @@ def roles(schedule_dir: Path, api_port: int) -> list[Role]:
             ],
             application_name=API_APP_NAME,
         ),
-        Role(
-            name="steps",
-            command=[*celery, "worker", "-Q", "balance,coupons,products", "-c", "2", "-n", "steps@%h", *WORKER_OPTIONS],
-            application_name=WORKER_APP_NAME,
-            ready_line=" ready.",
-        ),
-        Role(
-            name="flow",
-            command=[
-                *celery,
-                "worker",
-                "-Q",
-                "orders,payments,dataplatform,maintenance",
-                "-c",
-                "2",
-                "-n",
-                "flow@%h",
-                *WORKER_OPTIONS,
-            ],
-            application_name=WORKER_APP_NAME,
-            ready_line=" ready.",
-        ),
+        # The workers of `make run`, on the same queue groups (the Procfile); two processes each, pinned here.
+        *(worker_role(name, groups) for name, groups in worker_queue_groups().items()),
         Role(
             name="beat",
             command=[*celery, "beat", "-s", str(schedule_dir / "celerybeat-schedule"), "-l", "info"],

@@ -1,6 +1,7 @@
 """After the load and the faults: wait for the saga to settle, check the invariants, report the figures.
 
-Everything here reads the run's database through this process's Django (the ORM and chaos.invariants).
+Everything here reads the run's database through this process's Django (the ORM and
+apps.orders.consistency, which gathers every app's checks and evidence).
 """
 
 import json
@@ -15,13 +16,10 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import close_old_connections
-from django.forms.models import model_to_dict
 
 UNDECIDED = ("CREATED", "PAYMENT_WAITING")
-FAILURE_KINDS = (
-    ("balance", "balance step failed"),
-    ("stock", "stock step failed"),
-    ("coupon", "coupon step failed"),
+# Why an order failed, from words of its failure reason; a failed step's kind is its step's name.
+OTHER_FAILURE_KINDS = (
     ("declined", "payment failed"),
     ("canceled", "payment canceled"),
     ("customer", "canceled by the customer"),
@@ -87,8 +85,16 @@ def percentile(values: list[float], share: float, *, digits: int) -> float | Non
     return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], digits)
 
 
+def failure_kinds() -> tuple[tuple[str, str], ...]:
+    """(kind, words of the failure reason) for each way an order fails, a failed step of each participant
+    first. Asked after Django is set up: the participants are found among the installed apps."""
+    from common.participants import step_names
+
+    return tuple((step, f"{step} step failed") for step in step_names()) + OTHER_FAILURE_KINDS
+
+
 def _failure_kind(reason: str) -> str:
-    return "+".join(kind for kind, words in FAILURE_KINDS if words in reason) or "other"
+    return "+".join(kind for kind, words in failure_kinds() if words in reason) or "other"
 
 
 @dataclass
@@ -139,8 +145,8 @@ def gather(
     started_at: float,
 ) -> tuple[Figures, list[str], list[int]]:
     """The figures of the run, the full list of violations, and the ids of the stuck orders."""
+    from apps.orders.consistency import violations
     from apps.orders.models import Order, OrderStatus
-    from chaos.invariants import violations
     from eventbus.models import OutboxMessage
 
     close_old_connections()
@@ -282,36 +288,18 @@ def print_summary(figures: Figures) -> None:
 
 
 def save_evidence(*, found: list[str], stuck: list[int], log_dir: Path, limit: int = 20) -> Path:
-    """Everything the database knows of the orders named in violations or stuck: the order, its outbox
-    rows, the participants' step records and ledgers, its payment and delivery."""
-    from apps.balance.models import BalanceStep, BalanceTransaction
-    from apps.coupons.models import CouponStep, UserCoupon
-    from apps.dataplatform.models import Delivery
-    from apps.orders.models import Order
-    from apps.payments.models import Payment
-    from apps.products.models import StockMovement, StockStep
-    from eventbus.models import OutboxMessage
+    """Everything the database knows of the orders named in violations or stuck: what each app's tables
+    say of each (apps.orders.consistency.order_evidence): the order, its outbox rows, the participants'
+    step records and ledgers, its payment and delivery."""
+    from apps.orders.consistency import order_evidence
 
     named = {int(number) for violation in found for number in re.findall(r"order (\d+)", violation)}
     order_ids = sorted(set(stuck) | named)[:limit]
-    evidence: dict[str, Any] = {"violations": found, "stuck": stuck, "orders": {}}
-    for order_id in order_ids:
-        order = Order.objects.filter(pk=order_id).first()
-        evidence["orders"][order_id] = {
-            "order": model_to_dict(order) | {"created_at": order.created_at} if order else None,
-            "items": list(order.items.values()) if order else [],
-            "outbox": list(OutboxMessage.objects.filter(order_id=order_id).order_by("pk").values()),
-            "steps": {
-                "balance": list(BalanceStep.objects.filter(order_id=order_id).values()),
-                "coupon": list(CouponStep.objects.filter(order_id=order_id).values()),
-                "stock": list(StockStep.objects.filter(order_id=order_id).values()),
-            },
-            "balance_ledger": list(BalanceTransaction.objects.filter(order_id=order_id).values()),
-            "stock_movements": list(StockMovement.objects.filter(order_id=order_id).values()),
-            "user_coupons": list(UserCoupon.objects.filter(used_by_order_id=order_id).values()),
-            "payment": list(Payment.objects.filter(order_id=order_id).values()),
-            "delivery": list(Delivery.objects.filter(order_id=order_id).values()),
-        }
+    evidence = {
+        "violations": found,
+        "stuck": stuck,
+        "orders": {order_id: order_evidence(order_id) for order_id in order_ids},
+    }
     path = log_dir / f"evidence-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(evidence, cls=DjangoJSONEncoder, indent=1, default=str))
     return path

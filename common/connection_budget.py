@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.procfile import option_value, procfile_entries
+
 logger = logging.getLogger(__name__)
 
 # What config/gunicorn.conf.py runs when the environment does not say otherwise.
@@ -145,20 +147,6 @@ def api_pool_from_environment(environ: Mapping[str, str] = os.environ) -> tuple[
     return _positive_int(workers, what="WEB_CONCURRENCY"), _positive_int(threads, what="GUNICORN_THREADS")
 
 
-def _option(words: Sequence[str], *names: str) -> str | None:
-    """The value of the last of `names` given as `-x V`, `--name V` or `--name=V`."""
-    value = None
-    for index, word in enumerate(words):
-        for name in names:
-            if word == name and index + 1 < len(words):
-                value = words[index + 1]
-            elif name.startswith("--") and word.startswith(f"{name}="):
-                value = word.partition("=")[2]
-            elif not name.startswith("--") and word.startswith(name) and len(word) > len(name):
-                value = word[len(name) :]  # -c2
-    return value
-
-
 def claim_of_command(
     name: str, command: str, *, environ: Mapping[str, str] = os.environ, default_concurrency: int
 ) -> Claim | None:
@@ -169,9 +157,9 @@ def claim_of_command(
     program = Path(words[0]).name
     if program == "gunicorn":
         workers, threads = api_pool_from_environment(environ)
-        if (value := _option(words, "-w", "--workers")) is not None:
+        if (value := option_value(words, "-w", "--workers")) is not None:
             workers = _positive_int(value, what=f"{name}: --workers")
-        if (value := _option(words, "--threads")) is not None:
+        if (value := option_value(words, "--threads")) is not None:
             threads = _positive_int(value, what=f"{name}: --threads")
         return api_claim(workers=workers, threads=threads, name=name)
     if "runserver" in words:
@@ -180,11 +168,11 @@ def claim_of_command(
         return beat_claim(name=name)
     if program == "celery" and "worker" in words:
         concurrency = default_concurrency
-        if (value := _option(words, "-c", "--concurrency")) is not None:
+        if (value := option_value(words, "-c", "--concurrency")) is not None:
             concurrency = _positive_int(value, what=f"{name}: --concurrency")
-        if (value := _option(words, "--autoscale")) is not None:
+        if (value := option_value(words, "--autoscale")) is not None:
             concurrency = _positive_int(value.partition(",")[0], what=f"{name}: --autoscale maximum")
-        pool = _option(words, "-P", "--pool") or "prefork"
+        pool = option_value(words, "-P", "--pool") or "prefork"
         return celery_worker_claim(name=name, concurrency=concurrency, pool=pool)
     return None
 
@@ -194,15 +182,10 @@ def procfile_claims(
 ) -> tuple[list[Claim], list[str]]:
     """The claims of a Procfile's processes, and the names of those that are not database clients."""
     claims, others = [], []
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#") or ":" not in line:
-            continue
-        name, _, command = line.partition(":")
-        claim = claim_of_command(
-            name.strip(), command.strip(), environ=environ, default_concurrency=default_concurrency
-        )
+    for name, command in procfile_entries(text):
+        claim = claim_of_command(name, command, environ=environ, default_concurrency=default_concurrency)
         if claim is None:
-            others.append(name.strip())
+            others.append(name)
         else:
             claims.append(claim)
     return claims, others

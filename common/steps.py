@@ -1,16 +1,21 @@
-"""How a saga participant records what it did for an order, so that steps and their undo are idempotent.
+"""How a saga participant records what it did for an order, so that its step, confirm and undo are
+each once-only.
 
-Each participant (balance, coupons, products) owns a table of `OrderStepRecord`s: one row per order,
-keyed by the order id. The row is written in the same transaction as the step's effect, so the database,
-not a check in Python, decides that an order's step happens at most once:
+Each participant (common.participants) owns a table of `OrderStepRecord`s: one row per order, keyed by
+the order id. The row is written in the same transaction as the effect, so the database, not a check in
+Python, decides that each phase of an order's step happens at most once:
 
     APPLIED      the step took effect (and its ledger rows say exactly what it did)
     REJECTED     the step was refused for a final reason (insufficient stock, ...)
+    CONFIRMED    the order completed and the step was settled: a participant that reserves first and
+                 settles on completion (reserve points, earn them) confirms on OrderCompleted
     COMPENSATED  the step was undone, or the undo arrived first and left a tombstone, so a late
                  step is refused instead of taking effect after its compensation.
 
-A redelivered step reads the row and reports the same outcome again; a redelivered undo finds the row
-already COMPENSATED and does nothing.
+A redelivered step reads the row and reports the same outcome again; a redelivered confirm finds the row
+CONFIRMED and a redelivered undo finds it COMPENSATED, and neither does anything. An undo that overtakes
+the confirm (a completed order cancelled at once) undoes the reservation, and the late confirm, finding
+the row COMPENSATED, settles nothing.
 """
 
 from collections.abc import Callable
@@ -24,6 +29,7 @@ from common.db import insert_or_skip
 class StepState(models.TextChoices):
     APPLIED = "APPLIED"
     REJECTED = "REJECTED"
+    CONFIRMED = "CONFIRMED"
     COMPENSATED = "COMPENSATED"
 
 
@@ -60,7 +66,7 @@ REFUSED_AFTER_COMPENSATION = "the order was already compensated"
 
 
 def _outcome_of(record: OrderStepRecord, *, repeated: bool) -> StepOutcome:
-    if record.state == StepState.APPLIED:
+    if record.state in (StepState.APPLIED, StepState.CONFIRMED):
         return StepOutcome(succeeded=True, repeated=repeated)
     reason = record.reason if record.state == StepState.REJECTED else REFUSED_AFTER_COMPENSATION
     return StepOutcome(succeeded=False, reason=reason, repeated=repeated)
@@ -90,17 +96,43 @@ def run_step(model: type[OrderStepRecord], *, order_id: int, apply: Callable[[],
     return _outcome_of(record, repeated=False)
 
 
-def run_compensation(model: type[OrderStepRecord], *, order_id: int, undo: Callable[[], None]) -> bool:
-    """Undo the order's step if, and only if, this participant's record says it took effect.
-    Returns True when this call undid something. Call inside `transaction.atomic()`."""
-    record, created = _claim(model, order_id, StepState.COMPENSATED, reason="compensated before the step ran")
-    if created or record.state != StepState.APPLIED:
-        return False
-    undo()
-    record.state = StepState.COMPENSATED
-    record.reason = "compensated"
-    record.save(update_fields=["state", "reason", "updated_at"])
+def run_confirmation(model: type[OrderStepRecord], *, order_id: int, confirm: Callable[[], None]) -> bool:
+    """Settle the order's step once the order has completed, if, and only if, this participant's record
+    says the step took effect and was neither settled nor undone. Returns True when this call confirmed
+    it. Call inside `transaction.atomic()`."""
+    record = model.objects.select_for_update().filter(order_id=order_id).first()
+    if record is None or record.state != StepState.APPLIED:
+        return False  # never ran or refused (nothing to settle), already settled, or undone first
+    confirm()
+    _move(record, StepState.CONFIRMED, "confirmed")
     return True
+
+
+def run_compensation(
+    model: type[OrderStepRecord],
+    *,
+    order_id: int,
+    undo: Callable[[], None],
+    undo_confirmed: Callable[[], None] | None = None,
+) -> bool:
+    """Undo the order's step if, and only if, this participant's record says it took effect: `undo` for
+    a step applied, `undo_confirmed` (default: `undo`) for one already settled by its confirm. Returns
+    True when this call undid something. Call inside `transaction.atomic()`."""
+    record, created = _claim(model, order_id, StepState.COMPENSATED, reason="compensated before the step ran")
+    if created or record.state not in (StepState.APPLIED, StepState.CONFIRMED):
+        return False
+    if record.state == StepState.CONFIRMED and undo_confirmed is not None:
+        undo_confirmed()
+    else:
+        undo()
+    _move(record, StepState.COMPENSATED, "compensated")
+    return True
+
+
+def _move(record: OrderStepRecord, state: str, reason: str) -> None:
+    record.state = state
+    record.reason = reason
+    record.save(update_fields=["state", "reason", "updated_at"])
 
 
 def recorded_outcome(model: type[OrderStepRecord], *, order_id: int) -> StepOutcome | None:

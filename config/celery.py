@@ -5,11 +5,15 @@ from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_init
 from django.db import close_old_connections
 
+from common.worker_queues import add_queue_groups_option
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("shop")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# `celery -A config worker --queue-groups steps`: the queues of the installed apps, by group (common.queues).
+add_queue_groups_option(app)
 
 
 @task_prerun.connect

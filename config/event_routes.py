@@ -5,7 +5,7 @@ commits (eventbus.bus). Each task runs on its app's own queue (settings.CELERY_T
 inline ones: those run in the publishing worker right after its commit, and go to their queue only if
 that first run fails. Every listener, inline or not, has its outbox row.
 
-    OrderCreated ──► balance, coupon, stock steps ──► their results ──► orders decides once:
+    OrderCreated ──► each participant's step (balance, coupon, stock) ──► their results ──► orders decides once:
         all SUCCESS ──► OrderPaymentWaited ──► pay ──► PaymentPaid ──► complete ──► OrderCompleted
         any FAILED  ──► OrderFailed ──► every participant undoes what its own records say it did
     PaymentFailed ──► OrderFailed
@@ -17,9 +17,9 @@ that first run fails. Every listener, inline or not, has its outbox row.
 """
 
 from apps.balance import tasks as balance
-from apps.balance.events import BalanceRefunded, BalanceUsed, BalanceUseFailed
+from apps.balance.events import BalanceRefunded
 from apps.coupons import tasks as coupons
-from apps.coupons.events import CouponRestored, CouponUsed, CouponUseFailed
+from apps.coupons.events import CouponRestored
 from apps.dataplatform import tasks as dataplatform
 from apps.orders import tasks as orders
 from apps.orders.events import (
@@ -33,25 +33,22 @@ from apps.orders.events import (
 from apps.payments import tasks as payments
 from apps.payments.events import PaymentCanceled, PaymentFailed, PaymentPaid
 from apps.products import tasks as products
-from apps.products.events import StockDeducted, StockDeductFailed, StockRestored
+from apps.products.events import StockRestored
+from common.participants import step_results, takes_part
 from eventbus.bus import inline, only_if
 
-
-def has_coupon(event: OrderCreated | OrderFailed | OrderCanceled) -> bool:
-    return event.user_coupon_id is not None
-
-
 ROUTES = {
-    # 1. The order is created: three steps in parallel (no coupon: nothing to use, and it counts as SUCCESS).
-    OrderCreated: (balance.use_balance_task, only_if(has_coupon, coupons.use_coupon_task), products.deduct_stock_task),
-    # 2. Each step reports; the orders app records it and decides once no step is pending. Recording is a
-    #    few milliseconds of Redis and one conditional UPDATE: it runs inline, in the step's own worker.
-    BalanceUsed: (inline(orders.record_step_result_task),),
-    BalanceUseFailed: (inline(orders.record_step_result_task),),
-    CouponUsed: (inline(orders.record_step_result_task),),
-    CouponUseFailed: (inline(orders.record_step_result_task),),
-    StockDeducted: (inline(orders.record_step_result_task),),
-    StockDeductFailed: (inline(orders.record_step_result_task),),
+    # 1. The order is created: the participants' steps run in parallel. A step that does not concern the
+    #    order (no coupon: nothing to use) runs no task and counts as SUCCESS (common.participants).
+    OrderCreated: (
+        balance.use_balance_task,
+        only_if(takes_part("coupon"), coupons.use_coupon_task),
+        products.deduct_stock_task,
+    ),
+    # 2. Each step reports (the result events its participant declares); the orders app records it and
+    #    decides once no step is pending. Recording is a few milliseconds of Redis and one conditional
+    #    UPDATE: it runs inline, in the step's own worker.
+    **{result: (inline(orders.record_step_result_task),) for result in step_results()},
     # 3. All steps succeeded: pay (the gateway is remote and slow: on the payments queue); paid: complete.
     OrderPaymentWaited: (payments.pay_task,),
     PaymentPaid: (inline(orders.complete_order_task),),
@@ -65,7 +62,7 @@ ROUTES = {
     # 6. Failed, however it failed: each participant undoes its own step, if it took effect.
     OrderFailed: (
         balance.refund_balance_task,
-        only_if(has_coupon, coupons.restore_coupon_task),
+        only_if(takes_part("coupon"), coupons.restore_coupon_task),
         products.restore_stock_task,
     ),
     # 7. A completed order cancelled by its customer: the payment is cancelled at the gateway (its
@@ -75,7 +72,7 @@ ROUTES = {
     OrderCanceled: (
         payments.cancel_payment_task,
         balance.refund_balance_task,
-        only_if(has_coupon, coupons.restore_coupon_task),
+        only_if(takes_part("coupon"), coupons.restore_coupon_task),
         products.restore_stock_task,
         products.remove_from_rank_task,
         dataplatform.deliver_order_task,

@@ -7,6 +7,7 @@ from django.conf import settings
 class EventBusConfig(AppConfig):
     name = "eventbus"
     verbose_name = "Event bus"
+    queue_group = "maintenance"  # the outbox relay and purge (common.queues)
 
     def ready(self) -> None:
         from eventbus.bus import connect_routes

@@ -4,3 +4,4 @@ from django.apps import AppConfig
 class IdempotencyConfig(AppConfig):
     name = "idempotency"
     verbose_name = "Idempotency keys"
+    queue_group = "maintenance"  # the keys' purge (common.queues)

@@ -6,16 +6,16 @@ from contextlib import contextmanager
 
 from celery.contrib.testing.worker import start_worker
 from celery.worker import state as worker_state
-from django.conf import settings
 from django.db import connections
 
+from common.queues import SAGA_GROUPS, queues_of
 from common.redis import redis_client
 from config.celery import app
 
 
 def queued_messages() -> int:
     client = redis_client()
-    return sum(client.llen(queue) for queue in settings.SAGA_QUEUES)
+    return sum(client.llen(queue) for queue in queues_of(SAGA_GROUPS))
 
 
 @contextmanager

@@ -1,7 +1,6 @@
 from django.db.models import QuerySet
 
-from apps.balance.models import Balance, BalanceStep, BalanceTransaction
-from common.steps import StepOutcome, recorded_outcome
+from apps.balance.models import Balance, BalanceTransaction
 
 
 def balance_of(*, user_id: int) -> int:
@@ -11,8 +10,3 @@ def balance_of(*, user_id: int) -> int:
 
 def ledger_of(*, user_id: int) -> QuerySet[BalanceTransaction]:
     return BalanceTransaction.objects.filter(user_id=user_id).order_by("created_at", "id")
-
-
-def balance_step_outcome(*, order_id: int) -> StepOutcome | None:
-    """For the orders app's recovery: what this app's records say of the order's balance step."""
-    return recorded_outcome(BalanceStep, order_id=order_id)

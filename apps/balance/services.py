@@ -35,7 +35,8 @@ def balance_charge(*, user_id: int, amount: int) -> int:
     return _record(user_id=user_id, kind=TransactionKind.CHARGE, amount=amount).balance_after
 
 
-def _use(*, user_id: int, order_id: int, amount: int) -> None:
+def balance_use_apply(*, user_id: int, order_id: int, amount: int) -> None:
+    """The balance step's effect alone (no step record, no event); StepRejected if it cannot be taken."""
     if amount <= 0:
         raise StepRejected("the amount to use must be greater than 0")
     if not Balance.objects.filter(user_id=user_id, amount__gte=amount).update(amount=F("amount") - amount):
@@ -48,7 +49,9 @@ def balance_use(*, order_id: int, user_id: int, amount: int) -> StepOutcome:
     """The balance step: take the order's total from the user's balance. Reports BalanceUsed or
     BalanceUseFailed."""
     outcome = run_step(
-        BalanceStep, order_id=order_id, apply=lambda: _use(user_id=user_id, order_id=order_id, amount=amount)
+        BalanceStep,
+        order_id=order_id,
+        apply=lambda: balance_use_apply(user_id=user_id, order_id=order_id, amount=amount),
     )
     if outcome.repeated:
         return outcome  # reported when it was decided; the outbox delivers that report

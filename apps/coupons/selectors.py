@@ -7,8 +7,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.coupons.errors import CouponNotUsable
-from apps.coupons.models import CouponStep, UserCoupon, UserCouponStatus
-from common.steps import StepOutcome, recorded_outcome
+from apps.coupons.models import UserCoupon, UserCouponStatus
 
 
 @dataclass(frozen=True)
@@ -31,8 +30,3 @@ def usable_coupon_for_order(*, user_coupon_id: int, user_id: int) -> CouponForOr
 
 def coupons_of(*, user_id: int) -> QuerySet[UserCoupon]:
     return UserCoupon.objects.filter(user_id=user_id).select_related("coupon").order_by("-issued_at", "-id")
-
-
-def coupon_step_outcome(*, order_id: int) -> StepOutcome | None:
-    """For the orders app's recovery: what this app's records say of the order's coupon step."""
-    return recorded_outcome(CouponStep, order_id=order_id)

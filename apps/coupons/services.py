@@ -49,7 +49,8 @@ def coupon_issue(*, coupon_id: int, user_id: int) -> UserCoupon:
         raise CouponAlreadyIssued("You already hold this coupon.") from None
 
 
-def _use(*, order_id: int, user_coupon_id: int, user_id: int) -> None:
+def coupon_use_apply(*, order_id: int, user_coupon_id: int, user_id: int) -> None:
+    """The coupon step's effect alone (no step record, no event); StepRejected if it cannot be taken."""
     now = timezone.now()
     # No join in this filter: Django would turn it into `id IN (SELECT … JOIN …)`, whose status check
     # PostgreSQL does not re-read after waiting for a racing use, and both orders would use the coupon.
@@ -73,7 +74,7 @@ def coupon_use(*, order_id: int, user_coupon_id: int, user_id: int) -> StepOutco
     outcome = run_step(
         CouponStep,
         order_id=order_id,
-        apply=lambda: _use(order_id=order_id, user_coupon_id=user_coupon_id, user_id=user_id),
+        apply=lambda: coupon_use_apply(order_id=order_id, user_coupon_id=user_coupon_id, user_id=user_id),
     )
     if outcome.repeated:
         return outcome  # reported when it was decided; the outbox delivers that report

@@ -33,6 +33,12 @@ class DeliveryRefused(Exception):
 COMPLETED, CANCELED = OrderCompleted.event_type(), OrderCanceled.event_type()
 
 
+def platform_payload(data: dict) -> dict:
+    """What the data platform receives of an order event: the order, without the saga's own bookkeeping
+    (which participants took part)."""
+    return {key: value for key, value in data.items() if key != "participants"}
+
+
 def delivery_record(*, order_id: int, payload: dict, event_type: str = COMPLETED) -> Delivery:
     """The delivery of an order's event: created by the event's first delivery, found by a repeat."""
     delivery = Delivery(order_id=order_id, event_type=event_type, payload=payload)

@@ -3,7 +3,13 @@ import random
 from celery import Task, shared_task
 from django.conf import settings
 
-from apps.dataplatform.services import DeliveryFailed, delivery_attempt, delivery_give_up, delivery_record
+from apps.dataplatform.services import (
+    DeliveryFailed,
+    delivery_attempt,
+    delivery_give_up,
+    delivery_record,
+    platform_payload,
+)
 from apps.orders.events import OrderCanceled, OrderCompleted
 from common.tasks import LISTENER_TASK_OPTIONS
 from eventbus.events import event_from_envelope
@@ -29,7 +35,9 @@ def _attempt_or_retry(task: Task, delivery_id: int) -> None:
 def deliver_order_task(self: Task, envelope: dict) -> None:
     """An order's completion, or the cancellation of a completed order: one delivery per order and event."""
     event: OrderCompleted | OrderCanceled = event_from_envelope(envelope)
-    delivery = delivery_record(order_id=event.order_id, event_type=envelope["event_type"], payload=envelope["data"])
+    delivery = delivery_record(
+        order_id=event.order_id, event_type=envelope["event_type"], payload=platform_payload(envelope["data"])
+    )
     _attempt_or_retry(self, delivery.pk)
 
 

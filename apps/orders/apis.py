@@ -22,6 +22,7 @@ from common.openapi import (
     errors,
     id_parameter,
 )
+from common.participants import step_names
 from idempotency.decorators import idempotent
 
 
@@ -44,9 +45,10 @@ class OrderOutputSerializer(serializers.Serializer):
             ref_name = "OrderItem"
 
     class StepsSerializer(serializers.Serializer):
-        balance = serializers.ChoiceField(choices=[PENDING, SUCCESS, FAILED])
-        coupon = serializers.ChoiceField(choices=[PENDING, SUCCESS, FAILED])
-        stock = serializers.ChoiceField(choices=[PENDING, SUCCESS, FAILED])
+        """One field per installed participant (common.participants)."""
+
+        def get_fields(self) -> dict[str, serializers.Field]:
+            return {step: serializers.ChoiceField(choices=[PENDING, SUCCESS, FAILED]) for step in step_names()}
 
         class Meta:
             ref_name = "OrderSteps"

@@ -21,6 +21,7 @@ class OrderCreated(DomainEvent):
     items: tuple[OrderLine, ...]
     total_price: int
     discount_price: int
+    participants: tuple[str, ...] = ()  # the steps that concern the order (common.participants)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class OrderFailed(DomainEvent):
     user_id: int
     user_coupon_id: int | None
     reason: str
+    participants: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class OrderCompleted(DomainEvent):
     user_coupon_id: int | None
     created_at: datetime
     completed_at: datetime
+    participants: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,3 +77,4 @@ class OrderCanceled(DomainEvent):
     completed_at: datetime
     canceled_at: datetime
     reason: str
+    participants: tuple[str, ...] = ()

@@ -23,6 +23,8 @@ class Order(models.Model):
     gross_price = models.BigIntegerField()
     discount_price = models.BigIntegerField(default=0)
     total_price = models.BigIntegerField()
+    # The participants whose step concerns this order (common.participants), asked once at creation.
+    participants = models.JSONField(default=list)
     # The steps' outcome as the orders app saw it when it decided (the process hash lives in Redis).
     steps = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

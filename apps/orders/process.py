@@ -1,4 +1,5 @@
-"""The saga's process state in Redis: a hash per order (docs/design.md §4) and the order's lock."""
+"""The saga's process state in Redis: a hash per order (docs/design.md §4), one field per participant
+(common.participants), and the order's lock."""
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -7,9 +8,9 @@ from django.conf import settings
 from redis.exceptions import LockError
 
 from common.errors import RetryableError
+from common.participants import step_names
 from common.redis import redis_client
 
-STEPS = ("balance", "coupon", "stock")
 PENDING, SUCCESS, FAILED = "PENDING", "SUCCESS", "FAILED"
 
 
@@ -31,8 +32,8 @@ def _reason_field(step: str) -> str:
 
 def _steps_of(raw: dict[bytes, bytes]) -> tuple[dict[str, str], dict[str, str]]:
     decoded = {key.decode(): value.decode() for key, value in raw.items()}
-    steps = {step: decoded.get(step, PENDING) for step in STEPS}
-    reasons = {step: decoded[_reason_field(step)] for step in STEPS if _reason_field(step) in decoded}
+    steps = {step: decoded.get(step, PENDING) for step in step_names()}
+    reasons = {step: decoded[_reason_field(step)] for step in steps if _reason_field(step) in decoded}
     return steps, reasons
 
 

@@ -4,10 +4,11 @@ from django.db.models import QuerySet
 from rest_framework import serializers
 
 from apps.orders.models import Order, OrderItem
-from apps.orders.process import PENDING, STEPS, read_steps
+from apps.orders.process import PENDING, read_steps
 from apps.orders.services.saga import order_steps
 from apps.payments.selectors import payment_summaries
 from common.errors import NotFound
+from common.participants import step_names
 
 
 def _with_items() -> QuerySet[Order]:
@@ -48,7 +49,7 @@ def new_order_view(order: Order) -> dict:
     """A just-created order, without reading back what its creation just wrote: no step has reported
     and there is no payment yet."""
     return order_view(
-        order, items=order.created_items, steps=order_steps(order, dict.fromkeys(STEPS, PENDING)), payment=None
+        order, items=order.created_items, steps=order_steps(order, dict.fromkeys(step_names(), PENDING)), payment=None
     )
 
 

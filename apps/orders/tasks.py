@@ -2,30 +2,19 @@
 
 from celery import shared_task
 
-from apps.balance.events import BalanceUsed, BalanceUseFailed
-from apps.coupons.events import CouponUsed, CouponUseFailed
 from apps.orders.services import order_complete, order_fail, order_record_step, orders_recover
 from apps.orders.services.saga import UNPAID
 from apps.payments.events import PaymentCanceled, PaymentFailed, PaymentPaid
-from apps.products.events import StockDeducted, StockDeductFailed
+from common.participants import step_results
+from common.queues import MAINTENANCE_QUEUE
 from common.tasks import LISTENER_TASK_OPTIONS
 from eventbus.events import event_from_envelope
-
-# Which step each result event reports, and whether it succeeded.
-STEP_RESULTS = {
-    BalanceUsed: ("balance", True),
-    BalanceUseFailed: ("balance", False),
-    CouponUsed: ("coupon", True),
-    CouponUseFailed: ("coupon", False),
-    StockDeducted: ("stock", True),
-    StockDeductFailed: ("stock", False),
-}
 
 
 @shared_task(**LISTENER_TASK_OPTIONS)
 def record_step_result_task(envelope: dict) -> None:
     event = event_from_envelope(envelope)
-    step, succeeded = STEP_RESULTS[type(event)]
+    step, succeeded = step_results()[type(event)]
     order_record_step(order_id=event.order_id, step=step, succeeded=succeeded, reason=getattr(event, "reason", ""))
 
 
@@ -42,7 +31,8 @@ def fail_order_task(envelope: dict) -> None:
     order_fail(order_id=event.order_id, reason=f"{prefix}: {event.reason}", from_statuses=UNPAID)
 
 
-@shared_task(acks_late=True, time_limit=120, soft_time_limit=100)
+# On the maintenance queue, not the orders app's own: a backlog of saga tasks must not delay the sweep.
+@shared_task(queue=MAINTENANCE_QUEUE, acks_late=True, time_limit=120, soft_time_limit=100)
 def sweep_orders_task() -> dict:
     """Run by beat every SAGA_SWEEP_INTERVAL_SECONDS (apps.orders.services.recovery)."""
     return dict(orders_recover())

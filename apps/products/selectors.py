@@ -8,9 +8,8 @@ from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from apps.products.models import Product, ProductStatus, StockStep
+from apps.products.models import Product, ProductStatus
 from apps.products.rank import rank_top
-from common.steps import StepOutcome, recorded_outcome
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,3 @@ def popular_products() -> list[dict]:
     ]
     cache.set(rank_cache_key(), result, settings.RANK_CACHE_SECONDS)
     return result
-
-
-def stock_step_outcome(*, order_id: int) -> StepOutcome | None:
-    """For the orders app's recovery: what this app's records say of the order's stock step."""
-    return recorded_outcome(StockStep, order_id=order_id)

@@ -44,7 +44,8 @@ def stock_add(*, product_id: int, quantity: int) -> int:
     return Stock.objects.get(product_id=product_id).quantity
 
 
-def _deduct_all(lines: Iterable[StockLine], order_id: int) -> None:
+def stock_deduct_apply(*, order_id: int, lines: Iterable[StockLine]) -> None:
+    """The stock step's effect alone (no step record, no event): every line or, with StepRejected, none."""
     # A fixed order (by product id) so that two orders locking the same rows never deadlock.
     lines = sorted(lines, key=lambda item: item.product_id)
     for line in lines:
@@ -63,7 +64,7 @@ def _deduct_all(lines: Iterable[StockLine], order_id: int) -> None:
 def stock_deduct(*, order_id: int, lines: Iterable[StockLine]) -> StepOutcome:
     """The stock step: all lines or none. Reports StockDeducted or StockDeductFailed."""
     lines = tuple(lines)
-    outcome = run_step(StockStep, order_id=order_id, apply=lambda: _deduct_all(lines, order_id))
+    outcome = run_step(StockStep, order_id=order_id, apply=lambda: stock_deduct_apply(order_id=order_id, lines=lines))
     if outcome.repeated:
         return outcome  # reported when it was decided; the outbox delivers that report
     if outcome.succeeded:

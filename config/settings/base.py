@@ -3,7 +3,8 @@
 from pathlib import Path
 
 import environ
-from kombu import Exchange, Queue
+
+from common.queues import InstalledAppQueues
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -234,20 +235,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # outlived CONN_MAX_AGE, with a health check before reuse) instead of reconnecting for every task.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# One queue per app, so a fleet can be sized per domain; the relay and the recovery sweep have their own,
-# so that a backlog of saga tasks never delays the machinery that rescues them.
-SAGA_QUEUES = ("orders", "balance", "coupons", "products", "payments", "dataplatform")
-MAINTENANCE_QUEUE = "maintenance"
-CELERY_TASK_QUEUES = tuple(
-    Queue(name, Exchange(name, type="direct"), routing_key=name) for name in (*SAGA_QUEUES, MAINTENANCE_QUEUE)
-)
+# One queue per app, in the group its app belongs to (steps, flow, remote, maintenance), derived from the
+# installed apps once Django is ready (common.queues): a fleet is sized per domain, and the relay and the
+# recovery sweep share their own queue, so that a backlog of saga tasks never delays what rescues them.
+CELERY_TASK_QUEUES = InstalledAppQueues()
+CELERY_TASK_ROUTES = ("common.queues.route_task",)
+# The orders app's queue: where a task of no app with a queue goes unless sent to a named one.
 CELERY_TASK_DEFAULT_QUEUE = "orders"
-CELERY_TASK_ROUTES = {
-    **{f"apps.{name}.tasks.*": {"queue": name, "routing_key": name} for name in SAGA_QUEUES},
-    "eventbus.tasks.*": {"queue": MAINTENANCE_QUEUE, "routing_key": MAINTENANCE_QUEUE},
-    "idempotency.tasks.*": {"queue": MAINTENANCE_QUEUE, "routing_key": MAINTENANCE_QUEUE},
-    "apps.orders.tasks.sweep_orders_task": {"queue": MAINTENANCE_QUEUE, "routing_key": MAINTENANCE_QUEUE},
-}
 SAGA_SWEEP_INTERVAL_SECONDS = env.float("SAGA_SWEEP_INTERVAL_SECONDS", default=5.0)
 # An order undecided this long is reconciled from the participants' records (e.g. after Redis lost it).
 SAGA_RECONCILE_AFTER_SECONDS = env.float("SAGA_RECONCILE_AFTER_SECONDS", default=15.0)

@@ -1,5 +1,5 @@
 from .base import *  # noqa: F403
-from .base import CACHES, DATABASES, REST_FRAMEWORK, STORAGES, env
+from .base import CACHES, DATABASES, INSTALLED_APPS, REST_FRAMEWORK, STORAGES, env
 
 SECRET_KEY = "tests-only-not-secret"
 # Separate names let several test runs share one machine (TEST_DATABASE_NAME, TEST_REDIS_URL).
@@ -31,3 +31,7 @@ REST_FRAMEWORK = {
 # test database and on db 14 by default, so that two checkouts' `make test` can run at once.
 CHAOS_DATABASE_NAME = env("TEST_CHAOS_DATABASE_NAME", default=f"{DATABASES['default']['TEST']['NAME']}_chaos")
 CHAOS_REDIS_URL = env("TEST_CHAOS_REDIS_URL", default="redis://127.0.0.1:6379/14")
+# A throwaway fourth saga participant (tests/loyalty): the whole suite runs with it installed, which
+# proves that a participant is one folder plus its route lines.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.loyalty"]
+EVENT_ROUTES_MODULE = "tests.loyalty.routes"

@@ -34,6 +34,7 @@ from apps.payments.services import payment_pay
 from config.wsgi import application
 from idempotency.decorators import HEADER as IDEMPOTENCY_KEY
 from idempotency.decorators import MAX_KEY_LENGTH
+from tests.participants import record_every_step
 
 pytestmark = pytest.mark.django_db
 
@@ -139,8 +140,7 @@ def _spread_idempotency_key(case, number: int) -> None:
 def _paid_order(user, product, *, complete: bool) -> int:
     """An order whose steps succeeded and whose payment went through: COMPLETED, or still PAYMENT_WAITING."""
     order = order_create(user_id=user.pk, lines=[OrderLineInput(product_id=product.pk, quantity=1)])
-    for step in ("balance", "coupon", "stock"):
-        order_record_step(order_id=order.pk, step=step, succeeded=True)
+    record_every_step(order)
     payment_pay(order_id=order.pk, user_id=user.pk, amount=order.total_price)
     if complete:
         order_complete(order_id=order.pk)

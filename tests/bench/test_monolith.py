@@ -9,12 +9,12 @@ from django.db import connection
 
 from apps.balance.models import Balance, BalanceTransaction, TransactionKind
 from apps.coupons.models import UserCoupon, UserCouponStatus
+from apps.orders.consistency import violations
 from apps.orders.models import Order, OrderItem, OrderStatus
 from apps.orders.services import OrderLineInput
 from apps.payments.models import Payment, PaymentStatus
 from apps.products.models import MovementKind, Stock, StockMovement
-from bench.monolith import InsufficientStock, monolith_order_place
-from chaos.invariants import violations
+from bench.monolith import StepRefused, monolith_order_place
 from eventbus.models import OutboxMessage
 
 URL = "/bench/monolith/orders"
@@ -94,9 +94,11 @@ def test_insufficient_stock_of_a_later_product_writes_nothing(make_user, make_pr
         format="json",
     )  # fmt: skip
 
-    # then: refused, and the first product's deduction and the coupon's use were rolled back with the rest
+    # then: refused by the stock step, and the balance's and coupon's use and the first product's deduction
+    # were rolled back with the rest
     assert answer.status_code == 400
-    assert answer.json()["code"] == "insufficient_stock"
+    assert answer.json()["code"] == "step_refused"
+    assert answer.json()["details"] == {"step": "stock", "reason": f"insufficient stock for product {short.pk}"}
     assert state() == before
     assert violations(decisions=False) == []
 
@@ -113,7 +115,8 @@ def test_insufficient_balance_writes_nothing(make_user, make_product, client_for
 
     # then
     assert answer.status_code == 400
-    assert answer.json()["code"] == "insufficient_balance"
+    assert answer.json()["code"] == "step_refused"
+    assert answer.json()["details"] == {"step": "balance", "reason": "insufficient balance"}
     assert state() == before
 
 
@@ -187,7 +190,8 @@ def test_racing_orders_for_the_last_units_sell_exactly_the_stock(make_user, make
 
     # then: three orders completed, five refused for stock, and the books add up
     assert sum(isinstance(outcome, Order) for outcome in outcomes) == 3
-    assert sum(isinstance(outcome, InsufficientStock) for outcome in outcomes) == 5
+    refusals = [outcome for outcome in outcomes if isinstance(outcome, StepRefused)]
+    assert [refusal.details["step"] for refusal in refusals] == ["stock"] * 5
     assert Stock.objects.get(product=product).quantity == 0
     assert Order.objects.filter(status=OrderStatus.COMPLETED).count() == 3
     assert Payment.objects.filter(status=PaymentStatus.COMPLETED).count() == 3

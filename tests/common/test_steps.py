@@ -1,4 +1,4 @@
-"""run_step / run_compensation on a concrete step table (apps.balance.models.BalanceStep)."""
+"""run_step / run_confirmation / run_compensation on a concrete step table (apps.balance.models.BalanceStep)."""
 
 import functools
 import threading
@@ -17,6 +17,7 @@ from common.steps import (
     StepRejected,
     StepState,
     run_compensation,
+    run_confirmation,
     run_step,
 )
 
@@ -51,6 +52,35 @@ def step(order_id: int, apply: Callable[[], None]) -> StepOutcome:
 def compensate(order_id: int, undo: Callable[[], None]) -> bool:
     with transaction.atomic():
         return run_compensation(BalanceStep, order_id=order_id, undo=undo)
+
+
+def confirm(order_id: int, settle: Callable[[], None]) -> bool:
+    with transaction.atomic():
+        return run_confirmation(BalanceStep, order_id=order_id, confirm=settle)
+
+
+def compensate_settled(order_id: int, undo: Callable[[], None], undo_confirmed: Callable[[], None]) -> bool:
+    with transaction.atomic():
+        return run_compensation(BalanceStep, order_id=order_id, undo=undo, undo_confirmed=undo_confirmed)
+
+
+class Settlement:
+    """A confirm's effect (and the undo of a settled step) that counts how often each ran."""
+
+    def __init__(self, *, delay: float = 0.0):
+        self.delay = delay
+        self.settled = 0
+        self.unsettled = 0
+        self._lock = threading.Lock()
+
+    def settle(self) -> None:
+        time.sleep(self.delay)
+        with self._lock:
+            self.settled += 1
+
+    def unsettle(self) -> None:
+        with self._lock:
+            self.unsettled += 1
 
 
 def refuse() -> None:
@@ -199,6 +229,76 @@ def test_compensation_before_the_step_leaves_a_tombstone_that_refuses_the_step(m
     assert state_of(1) == (StepState.COMPENSATED, "compensated before the step ran")
 
 
+# --- run_confirmation --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_confirm_settles_an_applied_step_once_and_its_outcome_stays_a_success(make_user):
+    # given
+    effect, settlement = Effect(make_user(balance=1_000).pk), Settlement()
+    step(1, effect.apply)
+
+    # when
+    first = confirm(1, settlement.settle)
+    repeat = confirm(1, settlement.settle)
+
+    # then
+    assert (first, repeat) == (True, False)
+    assert settlement.settled == 1
+    assert state_of(1) == (StepState.CONFIRMED, "confirmed")
+    assert step(1, effect.apply) == StepOutcome(succeeded=True, repeated=True)
+    assert effect.applied == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("before", ["nothing", "rejected", "compensated"])
+def test_a_confirm_settles_nothing_the_step_did_not_take(make_user, before):
+    # given a step that never ran, was refused, or was undone
+    effect, settlement = Effect(make_user(balance=1_000).pk), Settlement()
+    if before == "rejected":
+        step(1, refuse)
+    if before == "compensated":
+        step(1, effect.apply)
+        compensate(1, effect.undo)
+
+    # when
+    confirmed = confirm(1, settlement.settle)
+
+    # then
+    assert confirmed is False and settlement.settled == 0
+    assert BalanceStep.objects.filter(order_id=1).exists() is (before != "nothing")
+
+
+@pytest.mark.django_db
+def test_the_undo_of_a_settled_step_is_its_own_and_runs_once(make_user):
+    # given
+    user = make_user(balance=1_000)
+    effect, settlement = Effect(user.pk), Settlement()
+    step(1, effect.apply)
+    confirm(1, settlement.settle)
+
+    # when
+    first = compensate_settled(1, effect.undo, settlement.unsettle)
+    repeat = compensate_settled(1, effect.undo, settlement.unsettle)
+
+    # then the settled step's own undo ran, once, and not the reservation's
+    assert (first, repeat) == (True, False)
+    assert (settlement.unsettled, effect.undone) == (1, 0)
+    assert state_of(1) == (StepState.COMPENSATED, "compensated")
+    assert confirm(1, settlement.settle) is False
+
+
+@pytest.mark.django_db
+def test_without_an_undo_of_its_own_a_settled_step_is_undone_by_the_steps_undo(make_user):
+    user = make_user(balance=1_000)
+    effect, settlement = Effect(user.pk), Settlement()
+    step(1, effect.apply)
+    confirm(1, settlement.settle)
+
+    assert compensate(1, effect.undo) is True
+    assert effect.undone == 1 and balance_of(user_id=user.pk) == 1_000
+
+
 # --- concurrent deliveries ---------------------------------------------------------------------
 
 
@@ -262,3 +362,47 @@ def test_a_step_racing_its_compensation_ends_compensated_with_nothing_taken(make
         assert state_of(order_id)[0] == StepState.COMPENSATED
     assert effect.applied == effect.undone
     assert balance_of(user_id=user.pk) == 1_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_deliveries_of_one_confirm_at_once_settle_once(make_user):
+    # given
+    effect, settlement = Effect(make_user(balance=1_000).pk), Settlement(delay=0.3)
+    step(1, effect.apply)
+
+    # when
+    results = run_together(lambda: confirm(1, settlement.settle), lambda: confirm(1, settlement.settle))
+
+    # then
+    assert sorted(results) == [False, True]
+    assert settlement.settled == 1
+    assert state_of(1) == (StepState.CONFIRMED, "confirmed")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_confirm_racing_the_undo_either_settles_then_is_undone_or_never_settles(make_user):
+    # given applied steps, each confirmed and compensated at the same moment (a completed order cancelled
+    # at once), several times over
+    user = make_user(balance=1_000)
+    effect, settlement = Effect(user.pk), Settlement(delay=0.05)
+    orders = range(1, 9)
+    for order_id in orders:
+        step(order_id, effect.apply)
+
+    for order_id in orders:
+        unsettled_before = settlement.unsettled
+
+        # when
+        confirmed, compensated = run_together(
+            functools.partial(confirm, order_id, settlement.settle),
+            functools.partial(compensate_settled, order_id, effect.undo, settlement.unsettle),
+        )
+
+        # then the undo always wins in the end, and undoes exactly what had happened: the settlement if the
+        # confirm came first, the reservation otherwise
+        assert compensated is True
+        assert settlement.unsettled - unsettled_before == int(confirmed)
+        assert state_of(order_id)[0] == StepState.COMPENSATED
+    assert settlement.settled == settlement.unsettled
+    assert effect.undone + settlement.unsettled == len(orders)
+    assert balance_of(user_id=user.pk) == 1_000 - 100 * settlement.unsettled

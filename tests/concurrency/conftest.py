@@ -10,14 +10,12 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from apps.balance.services import balance_use
-from apps.coupons.services import coupon_use
 from apps.orders.models import Order, OrderStatus
 from apps.orders.process import OrderLockBusy
 from apps.orders.services import OrderLineInput, order_create, order_record_step
-from apps.products.services import StockLine, stock_deduct
 from common.steps import StepOutcome
 from config.celery import app
+from tests.participants import run_every_step
 from tests.saga_worker import wait_for, wait_until_idle
 
 PRICE = 10_000
@@ -106,17 +104,6 @@ def purge_tasks() -> None:
     app.control.purge()
 
 
-def run_steps(order: Order) -> dict[str, StepOutcome]:
-    """Run the order's three steps for real, one after the other (their results wait in the broker)."""
-    return {
-        "balance": balance_use(order_id=order.pk, user_id=order.user_id, amount=order.total_price),
-        "coupon": coupon_use(order_id=order.pk, user_coupon_id=order.user_coupon_id, user_id=order.user_id),
-        "stock": stock_deduct(
-            order_id=order.pk, lines=[StockLine(item.product_id, item.quantity) for item in order.items.all()]
-        ),
-    }
-
-
 def deliver(order_id: int, step: str, outcome: StepOutcome) -> str | None:
     """What record_step_result_task does with one step result: a busy lock is retried, not dropped."""
     while True:
@@ -128,7 +115,7 @@ def deliver(order_id: int, step: str, outcome: StepOutcome) -> str | None:
 
 @pytest.fixture
 def orders_with_steps_done(make_user, make_product, give_coupon, listeners_on_queues):
-    """`count` orders with a coupon each whose three steps have run; `stock` decides whether the stock step
+    """`count` orders with a coupon each whose steps have run; `stock` decides whether the stock step
     succeeds. Their step results were purged from the broker: the test delivers them itself."""
 
     def make(count: int, *, stock: int) -> list[tuple[Order, dict[str, StepOutcome]]]:
@@ -136,7 +123,7 @@ def orders_with_steps_done(make_user, make_product, give_coupon, listeners_on_qu
         product = make_product(price=PRICE, stock=stock)
         coupons = [give_coupon(user, rate="0.1").pk for _ in range(count)]
         orders = orders_with_tasks_purged(user_id=user.pk, product_id=product.pk, count=count, user_coupon_ids=coupons)
-        done = [(order, run_steps(order)) for order in orders]
+        done = [(order, run_every_step(order)) for order in orders]
         purge_tasks()
         return done
 

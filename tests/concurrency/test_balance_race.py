@@ -10,10 +10,10 @@ from apps.balance.models import BalanceTransaction, TransactionKind
 from apps.balance.selectors import balance_of
 from apps.balance.services import balance_charge, balance_use
 from apps.coupons.models import UserCoupon
+from apps.orders.consistency import violations
 from apps.payments.models import Payment
 from apps.products.models import Stock, StockMovement
 from apps.products.services import StockLine, stock_deduct
-from chaos.invariants import violations
 from tests.concurrency.conftest import all_decided, orders_with_tasks_purged, post_all, race, values
 from tests.saga_worker import running_worker
 

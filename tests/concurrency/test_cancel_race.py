@@ -9,13 +9,13 @@ import pytest
 
 from apps.balance.selectors import balance_of
 from apps.coupons.models import UserCoupon
+from apps.orders.consistency import violations
 from apps.orders.events import OrderCanceled, OrderFailed, OrderPaymentWaited
 from apps.orders.models import Order
 from apps.orders.services import order_cancel, order_complete
 from apps.payments.models import Payment
 from apps.payments.services import payment_pay
 from apps.products.models import Stock
-from chaos.invariants import violations
 from tests.concurrency.conftest import PRICE, all_decided, deliver, post_all, purge_tasks, race, values
 from tests.saga.conftest import settled
 from tests.saga_worker import running_worker

@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from apps.coupons.models import Coupon, UserCoupon
-from chaos.invariants import violations
+from apps.orders.consistency import violations
 from tests.concurrency.conftest import post_all
 
 pytestmark = pytest.mark.django_db(transaction=True)

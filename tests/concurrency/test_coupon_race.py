@@ -7,9 +7,9 @@ import pytest
 from apps.balance.models import BalanceTransaction
 from apps.balance.selectors import balance_of
 from apps.coupons.models import UserCoupon
+from apps.orders.consistency import violations
 from apps.payments.models import Payment
 from apps.products.models import Stock, StockMovement
-from chaos.invariants import violations
 from tests.concurrency.conftest import all_decided, post_all
 
 pytestmark = pytest.mark.django_db(transaction=True)

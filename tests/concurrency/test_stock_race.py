@@ -7,11 +7,11 @@ import pytest
 from apps.balance.models import BalanceTransaction, TransactionKind
 from apps.balance.selectors import balance_of
 from apps.balance.services import balance_use
+from apps.orders.consistency import violations
 from apps.orders.models import Order
 from apps.payments.models import Payment
 from apps.products.models import MovementKind, Stock, StockMovement, StockStep
 from apps.products.services import StockLine, stock_deduct
-from chaos.invariants import violations
 from common.steps import StepState
 from tests.concurrency.conftest import all_decided, orders_with_tasks_purged, post_all, race, values
 from tests.saga_worker import running_worker

@@ -19,6 +19,7 @@ from apps.dataplatform.services import (
     delivery_give_up,
     delivery_record,
     delivery_resend,
+    platform_payload,
 )
 from apps.orders.events import OrderCanceled, OrderCompleted, OrderLine
 from common.errors import ApplicationError, RetryableError
@@ -118,7 +119,9 @@ def an_order_completed(order_id: int = 42) -> OrderCompleted:
 
 
 def a_delivery(order_id: int = 42) -> Delivery:
-    return delivery_record(order_id=order_id, payload=envelope_of(an_order_completed(order_id))["data"])
+    return delivery_record(
+        order_id=order_id, payload=platform_payload(envelope_of(an_order_completed(order_id))["data"])
+    )
 
 
 def delivery_of(order_id: int) -> Delivery:
@@ -137,7 +140,9 @@ def a_cancellation(order_id: int = 42) -> Delivery:
         canceled_at=datetime(2026, 11, 21, 13, 0, 0, tzinfo=UTC),
         reason="canceled by the customer",
     )
-    return delivery_record(order_id=order_id, event_type="OrderCanceled", payload=envelope_of(canceled)["data"])
+    return delivery_record(
+        order_id=order_id, event_type="OrderCanceled", payload=platform_payload(envelope_of(canceled)["data"])
+    )
 
 
 # --- one attempt -----------------------------------------------------------------------------------------

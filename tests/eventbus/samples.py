@@ -5,12 +5,10 @@ import itertools
 import types
 import typing
 from datetime import UTC, datetime
-from importlib import import_module
-from importlib.util import find_spec
-
-from django.apps import apps
 
 from apps.orders.events import OrderCreated, OrderLine
+from common.app_hooks import app_modules
+from common.participants import always_taking_part, step_names
 from eventbus import DomainEvent
 
 
@@ -23,20 +21,19 @@ def an_order_created() -> OrderCreated:
         items=(OrderLine(product_id=3, quantity=2, unit_price=10_000),),
         total_price=20_000,
         discount_price=0,
+        participants=("balance", "stock"),
     )
 
 
 def project_event_classes() -> list[type[DomainEvent]]:
-    """Every DomainEvent subclass defined in an app's `events` module."""
-    for app_config in apps.get_app_configs():
-        if app_config.name.startswith("apps.") and find_spec(f"{app_config.name}.events"):
-            import_module(f"{app_config.name}.events")
+    """Every DomainEvent subclass defined in an installed app's `events` module."""
+    modules = {module.__name__ for _, module in app_modules("events")}
     found, pending = [], list(DomainEvent.__subclasses__())
     while pending:
         event_class = pending.pop()
         found.append(event_class)
         pending.extend(event_class.__subclasses__())
-    return sorted((c for c in found if c.__module__.startswith("apps.")), key=lambda c: c.__name__)
+    return sorted((c for c in found if c.__module__ in modules), key=lambda c: c.__name__)
 
 
 EVENT_CLASSES = project_event_classes()
@@ -69,7 +66,10 @@ def sample(hint, *, optional_as_none: bool):
 
 
 def sample_event(event_class: type[DomainEvent], *, optional_as_none: bool = False) -> DomainEvent:
+    """An event with every field set; an order event's participants are every participant, or with
+    `optional_as_none` only those that concern every order (as for an order without a coupon)."""
     hints = typing.get_type_hints(event_class)
-    return event_class(
-        **{f.name: sample(hints[f.name], optional_as_none=optional_as_none) for f in dataclasses.fields(event_class)}
-    )
+    values = {f.name: sample(hints[f.name], optional_as_none=optional_as_none) for f in dataclasses.fields(event_class)}
+    if "participants" in values:
+        values["participants"] = always_taking_part() if optional_as_none else step_names()
+    return event_class(**values)

@@ -5,11 +5,11 @@ import base64
 import json
 
 import pytest
-from django.conf import settings
 from django.db import transaction
 
 from apps.payments.events import PaymentFailed
 from apps.products.events import StockDeducted, StockRestored
+from common.queues import SAGA_GROUPS, queues_of
 from common.redis import redis_client
 from eventbus import publish
 from eventbus.bus import domain_event
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def queued_tasks() -> dict[str, list[tuple[str, tuple]]]:
     """The tasks waiting in each app's broker queue (a Redis list, pushed left, popped right), oldest first."""
     queued = {}
-    for queue in settings.SAGA_QUEUES:
+    for queue in queues_of(SAGA_GROUPS):
         messages = [json.loads(raw) for raw in reversed(redis_client().lrange(queue, 0, -1))]
         queued[queue] = [
             (message["headers"]["task"], tuple(json.loads(base64.b64decode(message["body"]))[0]))

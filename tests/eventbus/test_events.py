@@ -10,13 +10,16 @@ import pytest
 from django.utils import timezone
 
 from apps.orders.events import OrderCompleted, OrderCreated, OrderLine
+from common.app_hooks import app_modules
 from eventbus.events import envelope_of, event_from_envelope
 from tests.eventbus.samples import EVENT_CLASSES, an_order_created, sample_event
 
 
-def test_every_app_publishes_events():
-    sources = {event_class.source for event_class in EVENT_CLASSES}
-    assert sources == {"orders", "balance", "coupons", "products", "payments"}
+def test_every_event_names_the_app_that_publishes_it():
+    labels = {module.__name__: config.label for config, module in app_modules("events")}
+    assert {"orders", "balance", "coupons", "products", "payments"} <= {c.source for c in EVENT_CLASSES}
+    for event_class in EVENT_CLASSES:
+        assert event_class.source == labels[event_class.__module__], event_class
 
 
 @pytest.mark.parametrize("event_class", EVENT_CLASSES, ids=lambda c: c.__name__)
@@ -50,6 +53,7 @@ def test_the_envelope_has_the_shape_of_design_section_3():
         "items": [{"product_id": 3, "quantity": 2, "unit_price": 10_000}],
         "total_price": 20_000,
         "discount_price": 0,
+        "participants": ["balance", "stock"],
     }
 
 

@@ -7,7 +7,7 @@ from django.db import connection
 from apps.balance.models import BalanceTransaction
 from apps.balance.selectors import balance_of
 from apps.balance.tasks import refund_balance_task
-from chaos.invariants import violations
+from apps.orders.consistency import violations
 from eventbus.models import OutboxMessage
 from eventbus.relay import outbox_retry
 from tests.saga.conftest import settled

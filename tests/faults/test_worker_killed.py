@@ -11,9 +11,10 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from apps.orders.consistency import violations
 from apps.orders.models import Order
 from apps.payments.models import Payment
-from chaos.invariants import violations
+from common.queues import SAGA_GROUPS
 from tests.saga_worker import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,7 +40,7 @@ def prefork_worker(transactional_db):
     }
     command = [
         str(Path(sys.executable).parent / "celery"), "-A", "config", "worker", "-P", "prefork", "-c", "1",
-        "-Q", ",".join(settings.SAGA_QUEUES), "--without-gossip", "--without-mingle", "-l", "warning",
+        "--queue-groups", ",".join(SAGA_GROUPS), "--without-gossip", "--without-mingle", "-l", "warning",
     ]  # fmt: skip
     worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_for(lambda: children_of(worker.pid), timeout=30, message="the worker's pool process")

@@ -14,8 +14,8 @@ from apps.accounts.services import api_key_issue
 from apps.balance.models import BalanceTransaction
 from apps.balance.selectors import balance_of
 from apps.coupons.models import UserCoupon
+from apps.orders.consistency import violations
 from apps.orders.models import Order
-from chaos.invariants import violations
 from eventbus.models import OutboxMessage
 from idempotency.models import IdempotencyKey
 from idempotency.services import idempotency_claim, idempotency_purge_expired

@@ -12,12 +12,10 @@ from apps.orders.services import (
     order_cancel,
     order_complete,
     order_create,
-    order_record_step,
 )
+from tests.participants import all_steps, record_every_step
 
 pytestmark = pytest.mark.django_db
-
-ALL_SUCCEEDED = {"balance": "SUCCESS", "coupon": "SUCCESS", "stock": "SUCCESS"}
 
 
 @pytest.fixture
@@ -32,8 +30,7 @@ def order_in(make_user, make_product, give_coupon, published_events):
             user_id=user.pk, lines=[OrderLineInput(make_product(price=10_000).pk, 2)], user_coupon_id=user_coupon.pk
         )
         if status != OrderStatus.CREATED:
-            for step in ALL_SUCCEEDED:
-                order_record_step(order_id=order.pk, step=step, succeeded=True)
+            record_every_step(order)
         if status in (OrderStatus.COMPLETED, OrderStatus.CANCELED):
             order_complete(order_id=order.pk)
         if status == OrderStatus.CANCELED:
@@ -56,13 +53,14 @@ def test_an_order_not_completed_is_failed_once_by_its_customer(order_in, status,
     assert (order.status, order.failure_reason) == (OrderStatus.FAILED, "canceled by the customer")
     assert order.failed_at is not None and order.canceled_at is None
     if status == OrderStatus.PAYMENT_WAITING:
-        assert order.steps == ALL_SUCCEEDED  # the decided steps are kept
+        assert order.steps == all_steps()  # the decided steps are kept
     assert published_events == [
         OrderFailed(
             order_id=order.pk,
             user_id=order.user_id,
             user_coupon_id=order.user_coupon_id,
             reason="canceled by the customer",
+            participants=tuple(order.participants),
         )
     ]
 
@@ -86,6 +84,7 @@ def test_a_completed_order_is_cancelled_once_and_says_what_to_give_back(order_in
             completed_at=order.completed_at,
             canceled_at=order.canceled_at,
             reason="canceled by operator kim",
+            participants=tuple(order.participants),
         )
     ]
 

@@ -8,6 +8,7 @@ from django.conf import settings
 from apps.orders.process import OrderLockBusy, order_lock, read_steps, record_step
 from common.errors import RetryableError
 from common.redis import redis_client
+from tests.participants import all_steps
 
 
 def test_a_step_result_is_written_to_the_orders_process_hash():
@@ -28,7 +29,7 @@ def test_record_step_returns_every_step_with_a_missing_field_read_as_pending():
     steps, reasons = record_step(42, "coupon", succeeded=False, reason="the coupon has expired")
 
     # then
-    assert steps == {"balance": "PENDING", "coupon": "FAILED", "stock": "PENDING"}
+    assert steps == all_steps("PENDING", coupon="FAILED")
     assert reasons == {"coupon": "the coupon has expired"}
 
 
@@ -63,9 +64,9 @@ def test_read_steps_reads_several_orders_and_an_unknown_order_as_all_pending():
 
     # then
     assert steps == {
-        1: {"balance": "SUCCESS", "coupon": "PENDING", "stock": "PENDING"},
-        2: {"balance": "PENDING", "coupon": "PENDING", "stock": "FAILED"},
-        3: {"balance": "PENDING", "coupon": "PENDING", "stock": "PENDING"},
+        1: all_steps("PENDING", balance="SUCCESS"),
+        2: all_steps("PENDING", stock="FAILED"),
+        3: all_steps("PENDING"),
     }
     assert not redis_client().exists("order:3:process")
 

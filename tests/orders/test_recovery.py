@@ -8,10 +8,11 @@ from django.utils import timezone
 from apps.balance.services import balance_use
 from apps.orders.models import Order
 from apps.orders.process import process_key
-from apps.orders.services import order_record_step, orders_recover
+from apps.orders.services import orders_recover
 from apps.payments.services import payment_pay
 from apps.products.services import StockLine, stock_deduct
 from common.redis import redis_client
+from tests.participants import all_steps, record_every_step
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,11 +42,7 @@ def test_a_stale_order_whose_steps_all_ran_is_decided_from_the_participants_reco
     # when / then
     assert orders_recover() == {"reconciled": 1}
     order.refresh_from_db()
-    assert order.status == "PAYMENT_WAITING" and order.steps == {
-        "balance": "SUCCESS",
-        "coupon": "SUCCESS",
-        "stock": "SUCCESS",
-    }
+    assert order.status == "PAYMENT_WAITING" and order.steps == all_steps()
 
 
 def test_a_stale_order_with_a_failed_step_is_failed_with_that_steps_reason(an_order, settings, listeners_on_queues):
@@ -80,8 +77,7 @@ def test_the_deadline_fires_even_when_it_is_shorter_than_the_reconcile_delay(an_
 
 def test_an_unpaid_order_past_its_deadline_completes_if_its_payment_went_through(an_order, settings):
     order, _ = an_order(age_seconds=settings.SAGA_DEADLINE_SECONDS + 1)
-    for step in ("balance", "stock"):
-        order_record_step(order_id=order.pk, step=step, succeeded=True)
+    record_every_step(order)
     payment = payment_pay(order_id=order.pk, user_id=order.user_id, amount=order.total_price)
     assert payment.status == "COMPLETED"
     Order.objects.filter(pk=order.pk).update(status="PAYMENT_WAITING")  # as if PaymentPaid were lost
@@ -92,8 +88,7 @@ def test_an_unpaid_order_past_its_deadline_completes_if_its_payment_went_through
 
 def test_an_unpaid_order_past_its_deadline_without_a_payment_fails(an_order, settings):
     order, _ = an_order(age_seconds=settings.SAGA_DEADLINE_SECONDS + 1)
-    for step in ("balance", "stock"):
-        order_record_step(order_id=order.pk, step=step, succeeded=True)
+    record_every_step(order)
 
     assert orders_recover() == {"failed": 1}
     order.refresh_from_db()

@@ -24,8 +24,7 @@ from apps.orders.services import OrderLineInput, order_complete, order_create, o
 from apps.orders.services.saga import UNDECIDED, UNPAID, _decide, order_steps
 from common.errors import RetryableError
 from common.redis import redis_client
-
-ALL_SUCCEEDED = {"balance": "SUCCESS", "coupon": "SUCCESS", "stock": "SUCCESS"}
+from tests.participants import all_steps, record_every_step
 
 
 @pytest.fixture
@@ -47,8 +46,7 @@ def place_order(make_user, make_product, give_coupon, published_events):
 def payment_waiting_order(place_order, published_events):
     def make() -> Order:
         order = place_order()
-        for step in ("balance", "coupon", "stock"):
-            order_record_step(order_id=order.pk, step=step, succeeded=True)
+        record_every_step(order)
         published_events.clear()
         order.refresh_from_db()
         assert order.status == OrderStatus.PAYMENT_WAITING
@@ -77,7 +75,7 @@ def test_the_order_waits_while_any_step_is_pending(place_order, published_events
     assert first is second is None
     order.refresh_from_db()
     assert order.status == OrderStatus.CREATED and order.steps is None and order.decided_at is None
-    assert order_steps(order) == {"balance": "SUCCESS", "coupon": "PENDING", "stock": "SUCCESS"}
+    assert order_steps(order) == all_steps(coupon="PENDING")
     assert published_events == []
 
 
@@ -93,7 +91,7 @@ def test_a_failed_step_waits_for_the_others_before_deciding(place_order, publish
     assert decided is None
     order.refresh_from_db()
     assert order.status == OrderStatus.CREATED
-    assert order_steps(order) == {"balance": "FAILED", "coupon": "PENDING", "stock": "PENDING"}
+    assert order_steps(order) == all_steps(balance="FAILED", coupon="PENDING", stock="PENDING")
     assert published_events == []
 
 
@@ -103,15 +101,13 @@ def test_all_steps_succeeding_moves_the_order_to_payment_waiting_once(place_orde
     order = place_order(coupon=True)
 
     # when
-    results = [
-        order_record_step(order_id=order.pk, step=step, succeeded=True) for step in ("stock", "coupon", "balance")
-    ]
+    results = [order_record_step(order_id=order.pk, step=step, succeeded=True) for step in order.participants]
 
-    # then
-    assert results == [None, None, "OrderPaymentWaited"]
+    # then: the last report decides
+    assert results == [None] * (len(order.participants) - 1) + ["OrderPaymentWaited"]
     order.refresh_from_db()
     assert order.status == OrderStatus.PAYMENT_WAITING
-    assert order.steps == ALL_SUCCEEDED
+    assert order.steps == all_steps()
     assert order.decided_at is not None and order.failed_at is None and order.failure_reason == ""
     assert published_events == [OrderPaymentWaited(order_id=order.pk, user_id=order.user_id, total_price=18_000)]
 
@@ -138,19 +134,23 @@ def test_any_failed_step_fails_the_order_once_with_a_readable_reason(
     # when
     results = [
         order_record_step(order_id=order.pk, step=step, succeeded=step not in failures, reason=failures.get(step, ""))
-        for step in ("balance", "coupon", "stock")
+        for step in order.participants
     ]
 
     # then
-    assert results == [None, None, "OrderFailed"]
+    assert results == [None] * (len(order.participants) - 1) + ["OrderFailed"]
     order.refresh_from_db()
     assert order.status == OrderStatus.FAILED
     assert order.failure_reason == expected_reason
-    assert order.steps == {step: "FAILED" if step in failures else "SUCCESS" for step in ("balance", "coupon", "stock")}
+    assert order.steps == all_steps(**dict.fromkeys(failures, "FAILED"))
     assert order.decided_at is not None and order.failed_at is not None
     assert published_events == [
         OrderFailed(
-            order_id=order.pk, user_id=order.user_id, user_coupon_id=order.user_coupon_id, reason=expected_reason
+            order_id=order.pk,
+            user_id=order.user_id,
+            user_coupon_id=order.user_coupon_id,
+            reason=expected_reason,
+            participants=tuple(order.participants),
         )
     ]
 
@@ -168,7 +168,7 @@ def test_an_order_without_a_coupon_needs_only_balance_and_stock(place_order, pub
     assert (first, second) == (None, "OrderPaymentWaited")
     order.refresh_from_db()
     assert order.status == OrderStatus.PAYMENT_WAITING
-    assert order.steps == ALL_SUCCEEDED
+    assert order.steps == all_steps()
     assert redis_client().hget(f"order:{order.pk}:process", "coupon") is None
     assert decisions(published_events) == [
         OrderPaymentWaited(order_id=order.pk, user_id=order.user_id, total_price=20_000)
@@ -190,7 +190,7 @@ def test_a_repeated_step_result_changes_nothing(place_order, published_events):
     # then
     assert repeated is None
     order.refresh_from_db()
-    assert order.status == OrderStatus.PAYMENT_WAITING and order.steps == ALL_SUCCEEDED
+    assert order.status == OrderStatus.PAYMENT_WAITING and order.steps == all_steps()
     assert redis_client().hget(f"order:{order.pk}:process", "balance") == b"SUCCESS"
     assert decisions(published_events) == [
         OrderPaymentWaited(order_id=order.pk, user_id=order.user_id, total_price=18_000)
@@ -217,6 +217,7 @@ def test_a_repeated_failure_after_the_decision_publishes_no_second_order_failed(
             user_id=order.user_id,
             user_coupon_id=order.user_coupon_id,
             reason="stock step failed: out of stock",
+            participants=tuple(order.participants),
         )
     ]
 
@@ -237,7 +238,7 @@ def test_step_results_arriving_after_the_order_was_failed_change_nothing(place_o
     order.refresh_from_db()
     assert order.status == OrderStatus.FAILED
     assert order.failure_reason == "the saga passed its deadline"
-    assert order.steps == {"balance": "SUCCESS", "coupon": "PENDING", "stock": "PENDING"}
+    assert order.steps == all_steps(coupon="PENDING", stock="PENDING")
     assert published_events == []
 
 
@@ -290,9 +291,9 @@ def test_deciding_twice_publishes_once(place_order, published_events):
 
     # when both decide
     with transaction.atomic():
-        first = _decide(order, ALL_SUCCEEDED, {})
+        first = _decide(order, all_steps(), {})
     with transaction.atomic():
-        second = _decide(order, {**ALL_SUCCEEDED, "stock": "FAILED"}, {"stock": "out of stock"})
+        second = _decide(order, {**all_steps(), "stock": "FAILED"}, {"stock": "out of stock"})
 
     # then only the first moved the order out of CREATED, and only it published
     assert (first, second) == ("OrderPaymentWaited", None)
@@ -315,7 +316,7 @@ def test_a_holder_whose_lease_ran_out_is_fenced_by_the_database(place_order, pub
     # when another result takes the lock and decides, and the stale holder then decides too
     fresh = order_record_step(order_id=order.pk, step="stock", succeeded=True)
     with transaction.atomic():
-        stale_decision = _decide(order, ALL_SUCCEEDED, {})
+        stale_decision = _decide(order, all_steps(), {})
 
     # then
     assert (fresh, stale_decision) == ("OrderPaymentWaited", None)
@@ -334,7 +335,7 @@ def test_a_decider_waiting_on_the_row_of_a_concurrent_decider_does_not_publish(p
     def first_decider() -> None:
         try:
             with transaction.atomic():
-                results["first"] = _decide(order, ALL_SUCCEEDED, {})
+                results["first"] = _decide(order, all_steps(), {})
                 first_updated.set()
                 time.sleep(0.3)  # the second decider runs now, before this transaction commits
         finally:
@@ -344,7 +345,7 @@ def test_a_decider_waiting_on_the_row_of_a_concurrent_decider_does_not_publish(p
         try:
             first_updated.wait(timeout=5)
             with transaction.atomic():
-                results["second"] = _decide(order, {**ALL_SUCCEEDED, "coupon": "FAILED"}, {"coupon": "used"})
+                results["second"] = _decide(order, {**all_steps(), "coupon": "FAILED"}, {"coupon": "used"})
         finally:
             connection.close()
 
@@ -415,8 +416,8 @@ def test_order_steps_reads_the_process_hash_while_the_order_is_created(place_ord
     order_record_step(order_id=without_coupon.pk, step="balance", succeeded=True)
 
     # when / then
-    assert order_steps(with_coupon) == {"balance": "PENDING", "coupon": "PENDING", "stock": "FAILED"}
-    assert order_steps(without_coupon) == {"balance": "SUCCESS", "coupon": "SUCCESS", "stock": "PENDING"}
+    assert order_steps(with_coupon) == all_steps(balance="PENDING", coupon="PENDING", stock="FAILED")
+    assert order_steps(without_coupon) == all_steps(stock="PENDING")
 
 
 @pytest.mark.django_db
@@ -426,7 +427,7 @@ def test_order_steps_reads_the_stored_outcome_once_decided(payment_waiting_order
     redis_client().delete(f"order:{order.pk}:process")
 
     # when / then
-    assert order_steps(order) == ALL_SUCCEEDED
+    assert order_steps(order) == all_steps()
 
 
 # --- order_complete ---------------------------------------------------------------------------------------
@@ -457,6 +458,7 @@ def test_a_paid_order_is_completed_once(payment_waiting_order, published_events)
             user_coupon_id=order.user_coupon_id,
             created_at=order.created_at,
             completed_at=order.completed_at,
+            participants=tuple(order.participants),
         )
     ]
 
@@ -512,7 +514,7 @@ def test_a_created_order_is_failed_once_with_its_steps_so_far(place_order, publi
     order.refresh_from_db()
     assert order.status == OrderStatus.FAILED
     assert order.failure_reason == "the saga passed its deadline"
-    assert order.steps == {"balance": "SUCCESS", "coupon": "PENDING", "stock": "PENDING"}
+    assert order.steps == all_steps(coupon="PENDING", stock="PENDING")
     assert order.decided_at is not None and order.failed_at is not None
     assert published_events == [
         OrderFailed(
@@ -520,6 +522,7 @@ def test_a_created_order_is_failed_once_with_its_steps_so_far(place_order, publi
             user_id=order.user_id,
             user_coupon_id=order.user_coupon_id,
             reason="the saga passed its deadline",
+            participants=tuple(order.participants),
         )
     ]
 
@@ -537,13 +540,14 @@ def test_a_payment_waiting_order_is_failed_and_keeps_its_decided_steps(payment_w
     assert failed is True
     order.refresh_from_db()
     assert order.status == OrderStatus.FAILED and order.failure_reason == "payment failed: card declined"
-    assert order.steps == ALL_SUCCEEDED and order.decided_at == decided_at
+    assert order.steps == all_steps() and order.decided_at == decided_at
     assert published_events == [
         OrderFailed(
             order_id=order.pk,
             user_id=order.user_id,
             user_coupon_id=order.user_coupon_id,
             reason="payment failed: card declined",
+            participants=tuple(order.participants),
         )
     ]
 
@@ -559,7 +563,7 @@ def test_the_deadline_never_fails_an_order_that_was_decided_meanwhile(payment_wa
     # then nothing happens: only its payment outcome may fail it now
     assert failed is False
     order.refresh_from_db()
-    assert order.status == OrderStatus.PAYMENT_WAITING and order.steps == ALL_SUCCEEDED
+    assert order.status == OrderStatus.PAYMENT_WAITING and order.steps == all_steps()
     assert published_events == []
 
 

@@ -7,11 +7,11 @@ from apps.balance.models import BalanceTransaction
 from apps.balance.selectors import balance_of
 from apps.coupons.models import UserCoupon
 from apps.dataplatform.models import Delivery
+from apps.orders.consistency import violations
 from apps.orders.events import OrderCanceled
 from apps.payments.models import Payment
 from apps.products.models import Stock, StockMovement
 from apps.products.rank import rank_top
-from chaos.invariants import violations
 from tests.saga.conftest import event_counts, settled, side_effects
 from tests.saga.test_duplicates import deliver_again
 from tests.saga_worker import running_worker, wait_for, wait_until_idle

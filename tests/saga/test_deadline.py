@@ -11,12 +11,12 @@ from apps.balance.selectors import balance_of
 from apps.balance.services import balance_refund
 from apps.coupons.models import CouponStep, UserCoupon
 from apps.coupons.services import coupon_restore
+from apps.orders.consistency import violations
 from apps.orders.models import Order
 from apps.orders.services import orders_recover
 from apps.orders.tasks import sweep_orders_task
 from apps.products.models import Stock, StockStep
 from apps.products.services import stock_restore
-from chaos.invariants import violations
 from common.steps import StepState
 from eventbus.models import OutboxMessage
 from tests.saga.conftest import event_counts, settled

@@ -10,12 +10,13 @@ from django.utils import timezone
 from apps.balance.models import BalanceTransaction
 from apps.balance.selectors import balance_of
 from apps.dataplatform.models import Delivery
+from apps.orders.consistency import violations
 from apps.orders.models import Order
 from apps.orders.services import OrderLineInput, order_create, orders_recover
 from apps.payments.models import Payment
 from apps.products.models import Stock, StockMovement
 from apps.products.rank import rank_top
-from chaos.invariants import violations
+from tests.participants import all_steps
 from tests.saga.conftest import event_counts, finished, settled
 from tests.saga_worker import running_worker, wait_for
 
@@ -44,7 +45,7 @@ def test_stock_step_fails_and_the_balance_and_coupon_are_given_back(
 
     order = settled(order_id, "FAILED")
     assert order.failure_reason == f"stock step failed: insufficient stock for product {product.pk}"
-    assert order.steps == {"balance": "SUCCESS", "coupon": "SUCCESS", "stock": "FAILED"}
+    assert order.steps == all_steps(stock="FAILED")
     assert_nothing_left(user, 50_000, product, 2, user_coupon)
     ledger = list(BalanceTransaction.objects.filter(order_id=order_id).values_list("kind", "amount"))
     assert sorted(ledger) == [("REFUND", 15_000), ("USE", 15_000)]
@@ -110,7 +111,7 @@ def test_two_steps_fail_and_the_reason_names_both(
     assert order.failure_reason == (
         f"balance step failed: insufficient balance; stock step failed: insufficient stock for product {product.pk}"
     )
-    assert order.steps == {"balance": "FAILED", "coupon": "SUCCESS", "stock": "FAILED"}
+    assert order.steps == all_steps(balance="FAILED", stock="FAILED")
     assert_nothing_left(user, 1_000, product, 1, user_coupon)
     assert event_counts(published_events)["CouponRestored"] == 1
     assert violations(published_events) == []
@@ -130,7 +131,7 @@ def test_all_three_steps_fail_and_nothing_needs_undoing(
     with running_worker(purge=False):
         order = settled(order_id, "FAILED")
 
-    assert order.steps == {"balance": "FAILED", "coupon": "FAILED", "stock": "FAILED"}
+    assert order.steps == all_steps(balance="FAILED", coupon="FAILED", stock="FAILED")
     assert "coupon step failed: the coupon has expired" in order.failure_reason
     assert_nothing_left(user, 1_000, product, 1, user_coupon)
     counts = event_counts(published_events)
@@ -151,7 +152,7 @@ def test_a_declined_payment_fails_the_order_and_undoes_every_step(
 
     order = settled(order_id, "FAILED")
     assert order.failure_reason == "payment failed: declined by the card issuer"
-    assert order.steps == {"balance": "SUCCESS", "coupon": "SUCCESS", "stock": "SUCCESS"}
+    assert order.steps == all_steps()
     assert Payment.objects.get(order_id=order_id).status == "FAILED"
     assert_nothing_left(user, 40_000, product, 4, user_coupon)
     ledger = sorted(BalanceTransaction.objects.filter(order_id=order_id).values_list("kind", "amount"))

@@ -59,6 +59,7 @@ def _cancel_completed(*, order_id: int, reason: str) -> bool:
             completed_at=order.completed_at,
             canceled_at=order.canceled_at,
             reason=reason,
+            participants=tuple(order.participants),
         )
     )
     return True

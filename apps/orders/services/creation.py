@@ -9,6 +9,7 @@ from apps.orders.events import OrderCreated, OrderLine
 from apps.orders.models import Order, OrderItem
 from apps.products.selectors import products_for_order
 from common.errors import ApplicationError
+from common.participants import participants_of
 from eventbus import publish
 
 # The largest amount the money columns (PostgreSQL bigint) hold.
@@ -97,17 +98,19 @@ def order_price(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: in
 
 
 def order_create(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: int | None = None) -> Order:
-    """Price the order, save it CREATED and publish OrderCreated in one transaction. The saga's steps
-    (balance, coupon, stock) decide the rest after commit."""
+    """Price the order, save it CREATED and publish OrderCreated in one transaction. The steps of the
+    participants it concerns (common.participants) decide the rest after commit."""
     priced = order_price(user_id=user_id, lines=lines, user_coupon_id=user_coupon_id)
     with transaction.atomic():
-        order = Order.objects.create(
+        order = Order(
             user_id=user_id,
             user_coupon_id=user_coupon_id,
             gross_price=priced.gross_price,
             discount_price=priced.discount_price,
             total_price=priced.total_price,
         )
+        order.participants = list(participants_of(order))
+        order.save(force_insert=True)
         items = OrderItem.objects.bulk_create(
             OrderItem(order=order, product_id=product_id, quantity=quantity, unit_price=priced.unit_prices[product_id])
             for product_id, quantity in priced.quantities.items()
@@ -120,6 +123,7 @@ def order_create(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: i
                 items=tuple(OrderLine(item.product_id, item.quantity, item.unit_price) for item in items),
                 total_price=priced.total_price,
                 discount_price=priced.discount_price,
+                participants=tuple(order.participants),
             )
         )
     order.created_items = items  # what the API answers with, without reading it back

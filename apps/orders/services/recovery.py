@@ -16,12 +16,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from apps.balance.selectors import balance_step_outcome
-from apps.coupons.selectors import coupon_step_outcome
 from apps.orders.models import Order, OrderStatus
 from apps.orders.services.saga import UNDECIDED, UNPAID, order_complete, order_fail, order_record_step
 from apps.payments.selectors import payment_status
-from apps.products.selectors import stock_step_outcome
+from common.participants import participant
 from common.tasks import RETRYABLE_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -34,12 +32,10 @@ RECOVERY_BATCH = 500
 def order_reconcile(*, order_id: int) -> str | None:
     """Record every step whose participant has a record of it, and decide if none is pending.
     Returns the decision published, if this call made it."""
-    order = Order.objects.only("id", "user_coupon_id").get(pk=order_id)
-    outcomes = {"balance": balance_step_outcome(order_id=order_id), "stock": stock_step_outcome(order_id=order_id)}
-    if order.user_coupon_id is not None:
-        outcomes["coupon"] = coupon_step_outcome(order_id=order_id)
+    order = Order.objects.only("id", "participants").get(pk=order_id)
     decision = None
-    for step, outcome in outcomes.items():
+    for step in order.participants:
+        outcome = participant(step).recorded_outcome(order_id=order_id)
         if outcome is not None:
             decision = (
                 order_record_step(order_id=order_id, step=step, succeeded=outcome.succeeded, reason=outcome.reason)

@@ -1,4 +1,4 @@
-"""The orders app's part of the saga: gather the three step results, decide once, complete or fail."""
+"""The orders app's part of the saga: gather the participants' step results, decide once, complete or fail."""
 
 import logging
 
@@ -9,16 +9,15 @@ from redis.exceptions import RedisError
 from apps.orders.events import OrderCompleted, OrderCompleteFailed, OrderFailed, OrderLine, OrderPaymentWaited
 from apps.orders.models import Order, OrderStatus
 from apps.orders.process import FAILED, PENDING, SUCCESS, order_lock, read_steps, record_step
+from common.participants import always_taking_part, implied_steps
 from eventbus import publish
 
 logger = logging.getLogger(__name__)
 
 
 def _implied(order: Order, steps: dict[str, str]) -> dict[str, str]:
-    """An order without a coupon has nothing to use: its coupon step counts as SUCCESS."""
-    if order.user_coupon_id is None:
-        return {**steps, "coupon": SUCCESS}
-    return steps
+    """A step that does not concern the order (no coupon to use, say) counts as SUCCESS."""
+    return implied_steps(steps, order.participants, success=SUCCESS)
 
 
 def order_steps(order: Order, live_steps: dict[str, str] | None = None) -> dict[str, str]:
@@ -35,9 +34,13 @@ def order_record_step(*, order_id: int, step: str, succeeded: bool, reason: str 
     succeeded, OrderFailed otherwise. Returns the event type published, if this call decided."""
     with order_lock(order_id):
         steps, reasons = record_step(order_id, step, succeeded=succeeded, reason=reason)
-        if any(steps[other] == PENDING for other in steps if other != "coupon"):
-            return None  # pending whether or not the order has a coupon: no need to read it
-        order = Order.objects.filter(pk=order_id).only("id", "user_id", "user_coupon_id", "total_price").first()
+        if any(steps[other] == PENDING for other in always_taking_part()):
+            return None  # pending for every order: no need to read which steps concern this one
+        order = (
+            Order.objects.filter(pk=order_id)
+            .only("id", "user_id", "user_coupon_id", "total_price", "participants")
+            .first()
+        )
         if order is None:
             logger.warning("Step result %s for unknown order %s", step, order_id)
             return None
@@ -62,11 +65,7 @@ def _decide(order: Order, steps: dict[str, str], reasons: dict[str, str]) -> str
         if undecided.update(
             status=OrderStatus.FAILED, failure_reason=reason, steps=steps, decided_at=now, failed_at=now
         ):
-            publish(
-                OrderFailed(
-                    order_id=order.pk, user_id=order.user_id, user_coupon_id=order.user_coupon_id, reason=reason
-                )
-            )
+            publish(_failed_event(order, reason))
             return OrderFailed.event_type()
         return None
     if undecided.update(status=OrderStatus.PAYMENT_WAITING, steps=steps, decided_at=now):
@@ -102,6 +101,7 @@ def order_complete(*, order_id: int) -> bool:
                 user_coupon_id=order.user_coupon_id,
                 created_at=order.created_at,
                 completed_at=now,
+                participants=tuple(order.participants),
             )
         )
         return True
@@ -120,7 +120,7 @@ def order_fail(*, order_id: int, reason: str, from_statuses: tuple[str, ...]) ->
     """Fail the order if it is still in one of `from_statuses` and publish OrderFailed, once: an
     undecided order (UNDECIDED: the deadline, an operator) or an unpaid one (UNPAID: its payment
     failed or was cancelled). Returns True if this call failed it."""
-    order = Order.objects.filter(pk=order_id).only("id", "user_id", "user_coupon_id", "steps").first()
+    order = Order.objects.filter(pk=order_id).only("id", "user_id", "user_coupon_id", "steps", "participants").first()
     if order is None:
         return False
     now = timezone.now()
@@ -129,10 +129,18 @@ def order_fail(*, order_id: int, reason: str, from_statuses: tuple[str, ...]) ->
         changes |= {"steps": _steps_if_readable(order), "decided_at": now}
     failed = Order.objects.filter(pk=order_id, status__in=from_statuses).update(**changes)
     if failed:
-        publish(
-            OrderFailed(order_id=order_id, user_id=order.user_id, user_coupon_id=order.user_coupon_id, reason=reason)
-        )
+        publish(_failed_event(order, reason))
     return bool(failed)
+
+
+def _failed_event(order: Order, reason: str) -> OrderFailed:
+    return OrderFailed(
+        order_id=order.pk,
+        user_id=order.user_id,
+        user_coupon_id=order.user_coupon_id,
+        reason=reason,
+        participants=tuple(order.participants),
+    )
 
 
 def _steps_if_readable(order: Order) -> dict[str, str] | None:

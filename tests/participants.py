@@ -1,0 +1,60 @@
+"""What the tests know of the saga's participants, read from their declarations (common.participants) and
+the active route table, never spelled out: the suite runs with a fourth participant installed
+(tests/loyalty), and a new one must not need a test changed."""
+
+from importlib import import_module
+
+from django.conf import settings
+
+from apps.orders.events import OrderCreated
+from apps.orders.models import Order
+from apps.orders.services import order_record_step
+from common.participants import participant, step_names
+from common.steps import StepOutcome
+from eventbus.bus import as_listener
+from eventbus.events import event_from_envelope
+from eventbus.models import OutboxMessage
+from eventbus.routing import Listener
+
+
+def all_steps(state: str = "SUCCESS", **states: str) -> dict[str, str]:
+    """Every participant's step in `state`, except those named: all_steps(stock="FAILED")."""
+    unknown = set(states) - set(step_names())
+    assert not unknown, f"no participant runs {unknown}"
+    return {step: states.get(step, state) for step in step_names()}
+
+
+def record_every_step(order: Order, *, succeeded: bool = True, reasons: dict[str, str] | None = None) -> str | None:
+    """Report every step that concerns the order to the orders app, as its participants would; returns
+    the decision the last report made, if any. `reasons` fails the steps it names."""
+    reasons = reasons or {}
+    order.refresh_from_db(fields=["participants"])
+    decision = None
+    for step in order.participants:
+        failed = step in reasons or not succeeded
+        decided = order_record_step(
+            order_id=order.pk, step=step, succeeded=not failed, reason=reasons.get(step, "refused" if failed else "")
+        )
+        decision = decided or decision
+    return decision
+
+
+def run_every_step(order: Order) -> dict[str, StepOutcome]:
+    """Run, in this process and one after the other, every step listener that the order's OrderCreated
+    dispatched (its envelope is read from the outbox), as a worker would; returns each step's outcome as
+    its participant recorded it. The results the steps publish wait in the broker."""
+    envelope = OutboxMessage.objects.filter(order_id=order.pk, event_type="OrderCreated").first().envelope
+    event = event_from_envelope(envelope)
+    for listener in listeners_of(OrderCreated):
+        if listener.wants(event):
+            listener.task(envelope)
+    return {step: participant(step).recorded_outcome(order_id=order.pk) for step in event.participants}
+
+
+def routes() -> dict:
+    """The route table the suite runs with (EVENT_ROUTES_MODULE)."""
+    return import_module(settings.EVENT_ROUTES_MODULE).ROUTES
+
+
+def listeners_of(event_class: type) -> list[Listener]:
+    return [as_listener(route) for route in routes()[event_class]]
