@@ -5,15 +5,37 @@ saga step; invariants.py, its checks of docs/design.md §5; demo.py, its demo da
 those modules here, in INSTALLED_APPS order, so that adding an app is the only change they need.
 """
 
+from collections.abc import Callable
 from functools import cache
 from importlib import import_module
 from types import ModuleType
+from typing import Any, TypeVar
 
 from django.apps import AppConfig, apps
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import module_has_submodule
 
+F = TypeVar("F", bound=Callable)
+_per_installed_apps: list[Any] = []
 
-@cache
+
+def per_installed_apps(function: F) -> F:
+    """functools.cache for what is read from the installed apps: worked out once, and again when a test
+    changes INSTALLED_APPS."""
+    cached = cache(function)
+    _per_installed_apps.append(cached)
+    return cached
+
+
+@receiver(setting_changed)
+def _forget_what_the_apps_said(*, setting: str, **kwargs: Any) -> None:
+    if setting == "INSTALLED_APPS":
+        for cached in _per_installed_apps:
+            cached.cache_clear()
+
+
+@per_installed_apps
 def app_modules(submodule: str) -> tuple[tuple[AppConfig, ModuleType], ...]:
     """(app config, module) for every installed app that has `<app>.<submodule>`."""
     found = []

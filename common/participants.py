@@ -23,10 +23,9 @@ participants take part is decided once, when the order is created, and travels i
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-from common.app_hooks import app_modules
+from common.app_hooks import app_modules, per_installed_apps
 from common.steps import OrderStepRecord, StepOutcome, recorded_outcome
 
 
@@ -54,7 +53,7 @@ class Participant:
         return recorded_outcome(self.record, order_id=order_id)
 
 
-@cache
+@per_installed_apps
 def participants() -> tuple[Participant, ...]:
     """Every installed participant, by step name."""
     declared = [module.PARTICIPANT for _, module in app_modules("participant")]
@@ -85,7 +84,7 @@ def always_taking_part() -> tuple[str, ...]:
     return tuple(participant.step for participant in participants() if participant.applies is None)
 
 
-@cache
+@per_installed_apps
 def step_results() -> dict[type, tuple[str, bool]]:
     """Each result event's step and whether it reports success."""
     results = {}

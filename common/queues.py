@@ -18,7 +18,7 @@ An app with tasks but no group (the benchmark's) has no queue: its tasks go to C
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cached_property
 from typing import Any
 
 from django.apps import AppConfig, apps
@@ -26,7 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import module_has_submodule
 from kombu import Exchange, Queue
 
-from common.app_hooks import app_modules
+from common.app_hooks import app_modules, per_installed_apps
 
 STEPS, FLOW, REMOTE, MAINTENANCE = "steps", "flow", "remote", "maintenance"
 GROUPS = (STEPS, FLOW, REMOTE, MAINTENANCE)
@@ -48,7 +48,7 @@ class AppQueue:
     group: str
 
 
-@cache
+@per_installed_apps
 def app_queues() -> tuple[AppQueue, ...]:
     """The queue of every installed app that has tasks and a group, in INSTALLED_APPS order."""
     participant_apps = {config.name for config, _ in app_modules("participant")}
@@ -120,7 +120,7 @@ class InstalledAppQueues(Mapping[str, Queue]):
         return f"{type(self).__name__}()"
 
 
-@cache
+@per_installed_apps
 def _queue_by_app() -> dict[str, str]:
     return {each.app: each.queue for each in app_queues()}
 

@@ -34,6 +34,21 @@ def account_of(user) -> tuple[int, int]:
     return account.points, account.reserved
 
 
+SHOP_CODE = ("apps", "bench", "chaos", "common", "config", "eventbus", "idempotency", "scripts")
+
+
+def test_outside_its_folder_only_the_test_settings_name_it(settings):
+    # The test settings install it and name its route module: the two lines a new participant adds to
+    # the shop (for a shipped one: INSTALLED_APPS and config/event_routes.py).
+    naming = sorted(
+        str(path.relative_to(settings.BASE_DIR))
+        for folder in SHOP_CODE
+        for path in (settings.BASE_DIR / folder).rglob("*")
+        if path.is_file() and path.suffix in (".py", ".sh", ".html") and "loyalty" in path.read_text().lower()
+    )
+    assert naming == ["config/settings/test.py"]
+
+
 def test_the_new_participant_is_declared_and_routed_without_the_shop_naming_it():
     assert "points" in step_names()
     assert participant("points").applies is not None  # it takes part only in some orders

@@ -23,7 +23,7 @@ def _implied(order: Order, steps: dict[str, str]) -> dict[str, str]:
 def order_steps(order: Order, live_steps: dict[str, str] | None = None) -> dict[str, str]:
     """The steps as the API shows them: the process hash while the saga runs, the stored outcome after."""
     if order.steps is not None:
-        return order.steps
+        return dict(sorted(order.steps.items()))  # PostgreSQL's jsonb keeps its own key order; steps go by name
     if live_steps is None:
         live_steps = read_steps([order.pk])[order.pk]
     return _implied(order, live_steps)
