@@ -11,7 +11,7 @@ only: it is not part of the shop.
 from django.db import transaction
 from django.utils import timezone
 
-from apps.orders.events import OrderCreated, OrderLine
+from apps.orders.events import OrderCompleted, OrderCreated, OrderLine
 from apps.orders.models import Order, OrderItem, OrderStatus
 from apps.orders.process import SUCCESS
 from apps.orders.services import OrderLineInput
@@ -19,7 +19,7 @@ from apps.orders.services.creation import order_price
 from apps.payments.gateway import get_gateway
 from apps.payments.models import Payment, PaymentStatus
 from common.errors import ApplicationError
-from common.participants import participants, participants_of, step_names
+from common.participants import Participant, participants, participants_of, step_names
 from common.steps import StepRejected
 
 
@@ -33,28 +33,51 @@ class PaymentDeclined(ApplicationError):
     code = "payment_declined"
 
 
-def _run_steps(order: Order, items: list[OrderItem]) -> None:
-    """Every step that concerns the order, in step-name order (so two orders lock rows in one order and
-    never deadlock), each participant's effect as its saga step runs it."""
+def _lines(order: Order) -> tuple[OrderLine, ...]:
+    return tuple(OrderLine(item.product_id, item.quantity, item.unit_price) for item in order.created_items)
+
+
+def _taking_part(order: Order) -> list[Participant]:
+    """The participants of the order's steps, in step-name order: two orders lock rows in one order."""
+    return [participant for participant in participants() if participant.step in order.taking_part]
+
+
+def _run_steps(order: Order) -> None:
+    """Each participant's step effect, as its saga step runs it."""
     created = OrderCreated(
         order_id=order.pk,
         user_id=order.user_id,
         user_coupon_id=order.user_coupon_id,
-        items=tuple(OrderLine(item.product_id, item.quantity, item.unit_price) for item in items),
+        items=_lines(order),
         total_price=order.total_price,
         discount_price=order.discount_price,
-        participants=tuple(order.participants),
+        participants=order.taking_part,
     )
-    for participant in participants():
-        if participant.step not in order.participants:
-            continue
+    for participant in _taking_part(order):
         try:
             participant.effect(created)
-            if participant.confirm is not None:
-                participant.confirm(created)
         except StepRejected as rejection:
             message = f"The {participant.step} step was refused: {rejection.reason}."
             raise StepRefused(message, details={"step": participant.step, "reason": rejection.reason}) from None
+
+
+def _confirm_steps(order: Order) -> None:
+    """The settlements of participants that reserve first, as the saga runs them on OrderCompleted."""
+    completed = OrderCompleted(
+        order_id=order.pk,
+        user_id=order.user_id,
+        items=_lines(order),
+        gross_price=order.gross_price,
+        discount_price=order.discount_price,
+        total_price=order.total_price,
+        user_coupon_id=order.user_coupon_id,
+        created_at=order.created_at,
+        completed_at=order.completed_at,
+        participants=order.taking_part,
+    )
+    for participant in _taking_part(order):
+        if participant.confirm is not None:
+            participant.confirm(completed)
 
 
 def _pay(*, order: Order, now) -> Payment:
@@ -94,6 +117,7 @@ def monolith_order_place(*, user_id: int, lines: list[OrderLineInput], user_coup
         OrderItem(order=order, product_id=pk, quantity=quantity, unit_price=priced.unit_prices[pk])
         for pk, quantity in priced.quantities.items()
     )
-    _run_steps(order, order.created_items)
+    _run_steps(order)
     order.payment = _pay(order=order, now=now)
+    _confirm_steps(order)
     return order

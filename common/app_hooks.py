@@ -22,7 +22,8 @@ _per_installed_apps: list[Any] = []
 
 def per_installed_apps(function: F) -> F:
     """functools.cache for what is read from the installed apps: worked out once, and again when a test
-    changes INSTALLED_APPS."""
+    changes INSTALLED_APPS (what is built once at start from these, the route table's receivers and
+    Celery's queues, is not built again)."""
     cached = cache(function)
     _per_installed_apps.append(cached)
     return cached

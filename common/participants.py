@@ -106,7 +106,8 @@ def takes_part(step: str) -> Callable[[Any], bool]:
     return wants
 
 
-def implied_steps(states: dict[str, str], taking_part: Iterable[str], *, success: str) -> dict[str, str]:
-    """The steps of an order as the saga judges them: a step that does not concern it counts as `success`."""
+def implied_steps(states: dict[str, str], taking_part: Iterable[str], *, success: str, pending: str) -> dict[str, str]:
+    """The steps of an order as the saga judges them: a step that does not concern it and never reported
+    counts as `success`; a step that did report is taken at its word."""
     taking_part = set(taking_part)
-    return {step: (state if step in taking_part else success) for step, state in states.items()}
+    return {step: success if state == pending and step not in taking_part else state for step, state in states.items()}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import django
 from django.apps import AppConfig, apps
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import module_has_submodule
@@ -105,6 +106,8 @@ class InstalledAppQueues(Mapping[str, Queue]):
 
     @cached_property
     def _queues(self) -> dict[str, Queue]:
+        if not apps.ready:  # a Celery command that does not set Django up itself (`celery purge`, `call`)
+            django.setup()
         return {name: declaration(name) for name in all_queues()}
 
     def __getitem__(self, name: str) -> Queue:

@@ -116,12 +116,15 @@ def run_compensation(
     undo_confirmed: Callable[[], None] | None = None,
 ) -> bool:
     """Undo the order's step if, and only if, this participant's record says it took effect: `undo` for
-    a step applied, `undo_confirmed` (default: `undo`) for one already settled by its confirm. Returns
-    True when this call undid something. Call inside `transaction.atomic()`."""
+    a step applied, `undo_confirmed` for one already settled by its confirm (a participant that confirms
+    must say how to undo a settled step). Returns True when this call undid something. Call inside
+    `transaction.atomic()`."""
     record, created = _claim(model, order_id, StepState.COMPENSATED, reason="compensated before the step ran")
     if created or record.state not in (StepState.APPLIED, StepState.CONFIRMED):
         return False
-    if record.state == StepState.CONFIRMED and undo_confirmed is not None:
+    if record.state == StepState.CONFIRMED:
+        if undo_confirmed is None:
+            raise TypeError(f"{model.__name__} of order {order_id} is confirmed: its undo needs undo_confirmed")
         undo_confirmed()
     else:
         undo()

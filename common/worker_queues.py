@@ -3,8 +3,8 @@
 
 The option is Celery's own extension point for worker arguments (app.user_options), and the bootstep that
 applies it runs while the worker is built, after Django is set up and before it consumes or prints its
-banner. Without the option the worker is left as it was: `-Q` keeps working, and a worker given neither
-consumes every declared queue.
+banner. Without the option the worker is left as it was: `-Q` and `-X` keep working (not together with
+it), and a worker given none of them consumes every declared queue.
 """
 
 from typing import Any
@@ -46,6 +46,10 @@ class ConsumeQueueGroups(bootsteps.Step):
         super().__init__(worker, **options)
         if queue_groups is None:
             return
+        declared = worker.app.amqp.queues
+        if set(declared.consume_from) != set(declared):
+            # -Q or -X narrowed the queues already; one of them would silently lose to the other.
+            raise click.UsageError("--queue-groups chooses the queues itself: leave out -Q and -X")
         queues = queues_of(queue_groups)
         if not queues:
             # An empty selection would make the worker consume every queue instead of none.

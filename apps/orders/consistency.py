@@ -17,7 +17,7 @@ from typing import Any
 
 from apps.orders.facts import OrderFacts
 from apps.orders.invariants import check_decisions
-from apps.orders.models import Order, OrderItem
+from apps.orders.models import Order, OrderItem, taking_part
 from common.app_hooks import app_modules
 
 
@@ -49,7 +49,7 @@ def order_facts() -> dict[int, OrderFacts]:
             total_price=total,
             user_coupon_id=user_coupon_id,
             units=units[order_id],
-            participants=tuple(participants),
+            participants=taking_part(participants, user_coupon_id=user_coupon_id),
         )
         for order_id, status, total, user_coupon_id, participants in rows
     }

@@ -23,8 +23,9 @@ class Order(models.Model):
     gross_price = models.BigIntegerField()
     discount_price = models.BigIntegerField(default=0)
     total_price = models.BigIntegerField()
-    # The participants whose step concerns this order (common.participants), asked once at creation.
-    participants = models.JSONField(default=list)
+    # The participants whose step concerns this order (common.participants), asked once at creation; NULL
+    # for an order placed before participants declared themselves (see `taking_part`).
+    participants = models.JSONField(null=True, blank=True)
     # The steps' outcome as the orders app saw it when it decided (the process hash lives in Redis).
     steps = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -49,6 +50,20 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"order {self.pk} ({self.status})"
+
+    @property
+    def taking_part(self) -> tuple[str, ...]:
+        """The steps that concern the order."""
+        return taking_part(self.participants, user_coupon_id=self.user_coupon_id)
+
+
+def taking_part(participants: list[str] | None, *, user_coupon_id: int | None) -> tuple[str, ...]:
+    """An order's steps as stored; an order placed before participants declared themselves (NULL: the
+    column was added without rewriting the table, and a node still on the old code writes NULL) ran the
+    steps of that time: balance and stock, and the coupon's when it had one."""
+    if participants is not None:
+        return tuple(participants)
+    return ("balance", "coupon", "stock") if user_coupon_id is not None else ("balance", "stock")
 
 
 class OrderItem(models.Model):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import environ
 
-from common.queues import InstalledAppQueues
+from common.queues import MAINTENANCE_QUEUE, InstalledAppQueues
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -256,7 +256,8 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-orders": {
         "task": "apps.orders.tasks.sweep_orders_task",
         "schedule": SAGA_SWEEP_INTERVAL_SECONDS,
-        "options": {"expires": SAGA_SWEEP_INTERVAL_SECONDS * 5},
+        # Named here too: beat sends by name, and only a process that has the task imported sees its queue.
+        "options": {"queue": MAINTENANCE_QUEUE, "expires": SAGA_SWEEP_INTERVAL_SECONDS * 5},
     },
 }
 

@@ -204,3 +204,23 @@ def test_a_worker_given_an_unknown_group_refuses_to_start():
 
     assert worker.returncode == 2
     assert "unknown queue group 'nonsense'" in output
+
+
+def test_a_worker_given_groups_and_named_queues_refuses_to_start():
+    # one would silently win over the other
+    worker = worker_process("--queue-groups", STEPS, "-Q", "orders")
+
+    output, _ = worker.communicate(timeout=30)
+
+    assert worker.returncode != 0
+    assert "leave out -Q and -X" in output
+
+
+def test_celery_commands_that_do_not_set_django_up_still_know_every_queue():
+    # `celery purge` reads the declared queues before anything has set Django up
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "TEST_REDIS_URL": settings.REDIS_URL}
+    done = subprocess.run(
+        [CELERY, "-A", "config", "purge", "-f"], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True
+    )
+
+    assert done.returncode == 0, done.stderr

@@ -289,14 +289,18 @@ def test_the_undo_of_a_settled_step_is_its_own_and_runs_once(make_user):
 
 
 @pytest.mark.django_db
-def test_without_an_undo_of_its_own_a_settled_step_is_undone_by_the_steps_undo(make_user):
+def test_a_settled_step_is_never_undone_as_if_it_were_only_applied(make_user):
+    # given a settled step, and an undo that does not say how to undo a settlement
     user = make_user(balance=1_000)
     effect, settlement = Effect(user.pk), Settlement()
     step(1, effect.apply)
     confirm(1, settlement.settle)
 
-    assert compensate(1, effect.undo) is True
-    assert effect.undone == 1 and balance_of(user_id=user.pk) == 1_000
+    # when / then: refused (the compensation task retries, then parks for an operator), and nothing moved
+    with pytest.raises(TypeError):
+        compensate(1, effect.undo)
+    assert effect.undone == 0 and balance_of(user_id=user.pk) == 900
+    assert state_of(1) == (StepState.CONFIRMED, "confirmed")
 
 
 # --- concurrent deliveries ---------------------------------------------------------------------

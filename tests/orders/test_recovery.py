@@ -8,7 +8,7 @@ from django.utils import timezone
 from apps.balance.services import balance_use
 from apps.orders.models import Order
 from apps.orders.process import process_key
-from apps.orders.services import orders_recover
+from apps.orders.services import orders_recover, recovery
 from apps.payments.services import payment_pay
 from apps.products.services import StockLine, stock_deduct
 from common.redis import redis_client
@@ -93,3 +93,41 @@ def test_an_unpaid_order_past_its_deadline_without_a_payment_fails(an_order, set
     assert orders_recover() == {"failed": 1}
     order.refresh_from_db()
     assert (order.status, order.failure_reason) == ("FAILED", "the payment did not complete before the saga's deadline")
+
+
+def test_a_step_whose_participant_was_removed_is_not_waited_for(an_order, settings, listeners_on_queues):
+    # given an order placed while a participant since removed took part, its own steps done, Redis lost
+    settings.SAGA_RECONCILE_AFTER_SECONDS = 1
+    order, product = an_order(age_seconds=2)
+    Order.objects.filter(pk=order.pk).update(participants=[*order.taking_part, "removed"])
+    balance_use(order_id=order.pk, user_id=order.user_id, amount=order.total_price)
+    stock_deduct(order_id=order.pk, lines=[StockLine(product.pk, 2)])
+    redis_client().delete(process_key(order.pk))
+
+    # when / then
+    assert orders_recover() == {"reconciled": 1}
+    assert Order.objects.get(pk=order.pk).status == "PAYMENT_WAITING"
+
+
+def test_an_order_that_cannot_be_reconciled_is_still_failed_at_its_deadline_and_holds_up_no_other(
+    an_order, settings, monkeypatch, caplog
+):
+    # given two orders past their deadline, and reconciling the older one fails for a reason of its own
+    broken, _ = an_order(age_seconds=settings.SAGA_DEADLINE_SECONDS + 2)
+    other, _ = an_order(age_seconds=settings.SAGA_DEADLINE_SECONDS + 1)
+    reconcile = recovery.order_reconcile
+
+    def reconcile_failing_for_one(*, order_id: int):
+        if order_id == broken.pk:
+            raise LookupError("a defect in this order's data")
+        return reconcile(order_id=order_id)
+
+    monkeypatch.setattr(recovery, "order_reconcile", reconcile_failing_for_one)
+
+    # when
+    done = orders_recover()
+
+    # then the error is logged and counted, and both orders are failed by their deadline
+    assert done == {"errors": 1, "failed": 2}
+    assert {o.status for o in Order.objects.filter(pk__in=(broken.pk, other.pk))} == {"FAILED"}
+    assert f"of order {broken.pk} failed" in caplog.text

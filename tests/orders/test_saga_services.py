@@ -404,6 +404,53 @@ def test_racing_step_results_with_a_lease_too_short_to_exclude_anyone_decide_onc
     ]
 
 
+@pytest.mark.django_db
+def test_an_order_waits_only_for_its_own_steps_whatever_is_installed_now(place_order, published_events):
+    # given an order placed when only the balance step concerned it (the others were installed since)
+    order = place_order(coupon=False)
+    Order.objects.filter(pk=order.pk).update(participants=["balance"])
+
+    # when its one step reports
+    decided = order_record_step(order_id=order.pk, step="balance", succeeded=True)
+
+    # then it is decided: the others never concerned it
+    assert decided == "OrderPaymentWaited"
+    order.refresh_from_db()
+    assert order.steps == all_steps()
+
+
+@pytest.mark.django_db
+def test_a_reported_failure_is_heard_even_from_a_step_that_does_not_concern_the_order(place_order, published_events):
+    # given an order without a coupon, whose coupon step nevertheless reports a failure
+    order = place_order(coupon=False)
+    order_record_step(order_id=order.pk, step="coupon", succeeded=False, reason="the coupon has expired")
+
+    # when its own steps succeed
+    decided = record_every_step(order)
+
+    # then a failure is never overruled by "it did not concern the order"
+    assert decided == "OrderFailed"
+    order.refresh_from_db()
+    assert order.failure_reason == "coupon step failed: the coupon has expired"
+    assert order.steps == all_steps(coupon="FAILED")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("coupon", "steps"), [(False, ("balance", "stock")), (True, ("balance", "coupon", "stock"))])
+def test_an_order_placed_before_participants_declared_themselves_runs_the_steps_of_its_time(
+    place_order, published_events, coupon, steps
+):
+    # given an order whose participants were never recorded (NULL: placed by the code of that time)
+    order = place_order(coupon=coupon)
+    Order.objects.filter(pk=order.pk).update(participants=None)
+    order.refresh_from_db()
+
+    # when / then
+    assert order.taking_part == steps
+    decisions = [order_record_step(order_id=order.pk, step=step, succeeded=True) for step in steps]
+    assert decisions[-1] == "OrderPaymentWaited" and not any(decisions[:-1])
+
+
 # --- order_steps ------------------------------------------------------------------------------------------
 
 

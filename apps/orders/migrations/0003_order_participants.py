@@ -1,16 +1,10 @@
 from django.db import migrations, models
 
-# Orders placed before participants declared themselves ran the three steps of that time: balance and
-# stock always, the coupon step when the order had a coupon.
-BACKFILL = """
-UPDATE orders_order SET participants = CASE
-    WHEN user_coupon_id IS NULL THEN '["balance", "stock"]'::jsonb
-    ELSE '["balance", "coupon", "stock"]'::jsonb
-END
-"""
-
 
 class Migration(migrations.Migration):
+    """A nullable column without a default: PostgreSQL adds it without rewriting the table or holding its
+    lock, and nodes still on the old code keep inserting orders (NULL: Order.taking_part)."""
+
     dependencies = [
         ("orders", "0002_order_canceled"),
     ]
@@ -19,7 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="order",
             name="participants",
-            field=models.JSONField(default=list),
+            field=models.JSONField(blank=True, null=True),
         ),
-        migrations.RunSQL(BACKFILL, reverse_sql=migrations.RunSQL.noop),
     ]

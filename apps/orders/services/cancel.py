@@ -59,7 +59,7 @@ def _cancel_completed(*, order_id: int, reason: str) -> bool:
             completed_at=order.completed_at,
             canceled_at=order.canceled_at,
             reason=reason,
-            participants=tuple(order.participants),
+            participants=order.taking_part,
         )
     )
     return True

@@ -123,7 +123,7 @@ def order_create(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: i
                 items=tuple(OrderLine(item.product_id, item.quantity, item.unit_price) for item in items),
                 total_price=priced.total_price,
                 discount_price=priced.discount_price,
-                participants=tuple(order.participants),
+                participants=order.taking_part,
             )
         )
     order.created_items = items  # what the API answers with, without reading it back

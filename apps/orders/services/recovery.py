@@ -19,7 +19,7 @@ from django.utils import timezone
 from apps.orders.models import Order, OrderStatus
 from apps.orders.services.saga import UNDECIDED, UNPAID, order_complete, order_fail, order_record_step
 from apps.payments.selectors import payment_status
-from common.participants import participant
+from common.participants import participant, step_names
 from common.tasks import RETRYABLE_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -32,9 +32,12 @@ RECOVERY_BATCH = 500
 def order_reconcile(*, order_id: int) -> str | None:
     """Record every step whose participant has a record of it, and decide if none is pending.
     Returns the decision published, if this call made it."""
-    order = Order.objects.only("id", "participants").get(pk=order_id)
+    order = Order.objects.only("id", "user_coupon_id", "participants").get(pk=order_id)
+    installed = step_names()
     decision = None
-    for step in order.participants:
+    for step in order.taking_part:
+        if step not in installed:
+            continue  # its participant was removed since: nothing records its step any more
         outcome = participant(step).recorded_outcome(order_id=order_id)
         if outcome is not None:
             decision = (
@@ -61,20 +64,29 @@ def orders_recover(*, now=None) -> Counter:
     done: Counter = Counter()
     undecided = Order.objects.filter(status=OrderStatus.CREATED, created_at__lt=stale).order_by("created_at")
     for order_id, created_at in undecided.values_list("pk", "created_at")[:RECOVERY_BATCH]:
-        try:
-            if order_reconcile(order_id=order_id):
-                done["reconciled"] += 1
-            elif created_at < deadline and order_fail(
-                order_id=order_id, reason=DEADLINE_REASON, from_statuses=UNDECIDED
-            ):
-                done["failed"] += 1
-        except RETRYABLE_ERRORS:
-            logger.info("Order %s could not be reconciled now; the next sweep will look again", order_id, exc_info=True)
+        if _attempt(done, "reconciled", order_reconcile, order_id=order_id):
+            continue
+        if created_at < deadline:  # even when reconciling it failed: the deadline holds whatever went wrong
+            _attempt(done, "failed", order_fail, order_id=order_id, reason=DEADLINE_REASON, from_statuses=UNDECIDED)
     unpaid = Order.objects.filter(status=OrderStatus.PAYMENT_WAITING, created_at__lt=deadline).order_by("created_at")
     for order_id in unpaid.values_list("pk", flat=True)[:RECOVERY_BATCH]:
-        try:
-            if settled := order_settle_unpaid(order_id=order_id):
-                done[settled] += 1
-        except RETRYABLE_ERRORS:
-            logger.info("Order %s could not be settled now; the next sweep will look again", order_id, exc_info=True)
+        _attempt(done, None, order_settle_unpaid, order_id=order_id)
     return done
+
+
+def _attempt(done: Counter, counted_as: str | None, action, **kwargs) -> bool:
+    """Run one order's recovery action and count what it did (`counted_as`, or the name it returns). An
+    order that cannot be handled now is left to the next sweep; one that fails for another reason is
+    logged and counted as an error, and never keeps the sweep from the other orders (§5.5)."""
+    try:
+        result = action(**kwargs)
+    except RETRYABLE_ERRORS:
+        logger.info("%s of order %s must wait for the next sweep", action.__name__, kwargs["order_id"], exc_info=True)
+        return False
+    except Exception:
+        logger.exception("%s of order %s failed", action.__name__, kwargs["order_id"])
+        done["errors"] += 1
+        return False
+    if result:
+        done[counted_as or result] += 1
+    return bool(result)

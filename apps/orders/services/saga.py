@@ -9,21 +9,22 @@ from redis.exceptions import RedisError
 from apps.orders.events import OrderCompleted, OrderCompleteFailed, OrderFailed, OrderLine, OrderPaymentWaited
 from apps.orders.models import Order, OrderStatus
 from apps.orders.process import FAILED, PENDING, SUCCESS, order_lock, read_steps, record_step
-from common.participants import always_taking_part, implied_steps
+from common.participants import implied_steps, step_names
 from eventbus import publish
 
 logger = logging.getLogger(__name__)
 
 
 def _implied(order: Order, steps: dict[str, str]) -> dict[str, str]:
-    """A step that does not concern the order (no coupon to use, say) counts as SUCCESS."""
-    return implied_steps(steps, order.participants, success=SUCCESS)
+    """A step that does not concern the order (no coupon to use, say) and never reported counts as SUCCESS."""
+    return implied_steps(steps, order.taking_part, success=SUCCESS, pending=PENDING)
 
 
 def order_steps(order: Order, live_steps: dict[str, str] | None = None) -> dict[str, str]:
-    """The steps as the API shows them: the process hash while the saga runs, the stored outcome after."""
+    """The steps as the API shows them, one per installed participant: the process hash while the saga
+    runs, the stored outcome after (a participant installed since counts as not concerned)."""
     if order.steps is not None:
-        return dict(sorted(order.steps.items()))  # PostgreSQL's jsonb keeps its own key order; steps go by name
+        return _implied(order, {step: order.steps.get(step, PENDING) for step in step_names()})
     if live_steps is None:
         live_steps = read_steps([order.pk])[order.pk]
     return _implied(order, live_steps)
@@ -34,8 +35,8 @@ def order_record_step(*, order_id: int, step: str, succeeded: bool, reason: str 
     succeeded, OrderFailed otherwise. Returns the event type published, if this call decided."""
     with order_lock(order_id):
         steps, reasons = record_step(order_id, step, succeeded=succeeded, reason=reason)
-        if any(steps[other] == PENDING for other in always_taking_part()):
-            return None  # pending for every order: no need to read which steps concern this one
+        # Which steps to wait for is the order's own record: the participants installed now may differ
+        # from those of its creation (a participant added or removed since).
         order = (
             Order.objects.filter(pk=order_id)
             .only("id", "user_id", "user_coupon_id", "total_price", "participants")
@@ -101,7 +102,7 @@ def order_complete(*, order_id: int) -> bool:
                 user_coupon_id=order.user_coupon_id,
                 created_at=order.created_at,
                 completed_at=now,
-                participants=tuple(order.participants),
+                participants=order.taking_part,
             )
         )
         return True
@@ -139,7 +140,7 @@ def _failed_event(order: Order, reason: str) -> OrderFailed:
         user_id=order.user_id,
         user_coupon_id=order.user_coupon_id,
         reason=reason,
-        participants=tuple(order.participants),
+        participants=order.taking_part,
     )
 
 
