@@ -1,7 +1,8 @@
 """The faults, injected from a thread at fractions of the load's progress.
 
 - kill: SIGKILL one prefork pool process of a worker (its task is redelivered; the pool forks anew);
-- crash: SIGKILL a worker's main process with its pool, then start it again (a supervisor's restart);
+- crash: SIGKILL a worker's main process with its pool or threads, then start it again (a supervisor's
+  restart); any worker, the remote calls' threads worker included;
 - flush: FLUSHDB on the run's Redis db: queued tasks, process hashes, locks and the broker's bindings go;
 - cut: pg_terminate_backend on every connection the workers hold to the run's database (at least one).
 
@@ -26,7 +27,7 @@ CUT_QUERY = (
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
     " WHERE application_name = %(application_name)s AND datname = %(db_name)s"
 )
-QUICK_SCHEDULE = ((0.3, "kill"), (0.5, "flush"), (0.7, "cut"))
+QUICK_SCHEDULE = ((0.3, "kill"), (0.5, "flush"), (0.7, "cut"), (0.85, "crash"))
 FULL_SCHEDULE = (
     (0.12, "kill"),
     (0.22, "flush"),
@@ -36,6 +37,7 @@ FULL_SCHEDULE = (
     (0.62, "flush"),
     (0.72, "cut"),
     (0.82, "kill"),
+    (0.9, "crash"),
 )
 
 
@@ -98,17 +100,22 @@ class FaultInjector:
             self.injected.append(fault)
             print(f"  fault at {progress:4.0%}: {kind:5} {detail}", flush=True)
 
-    def _worker(self) -> str:
-        return self.rng.choice(self.fleet.workers())
-
     def _kill(self) -> str:
-        name = self._worker()
+        name = self.rng.choice(self.fleet.prefork_workers())
         return f"SIGKILL pool process {self.fleet.kill_pool_process(name)} of worker {name}"
 
     def _crash(self) -> str:
-        name = self._worker()
+        name = self._next_to_crash()
         old, new = self.fleet.crash_and_restart(name)
         return f"SIGKILL worker {name} (main process {old} and its pool), restarted as {new}"
+
+    def _next_to_crash(self) -> str:
+        """A worker not crashed yet in this run, those without pool processes first (a pool kill cannot
+        reach their tasks), so that the first crash always hits the remote calls' threads worker."""
+        crashed = {child.role.name for child in self.fleet.retired}
+        candidates = [name for name in self.fleet.workers() if name not in crashed] or self.fleet.workers()
+        threaded = [name for name in candidates if name not in self.fleet.prefork_workers()]
+        return self.rng.choice(threaded or candidates)
 
     def _flush(self) -> str:
         client = redis.Redis.from_url(self.fleet.environment.redis_url)

@@ -1,4 +1,4 @@
-"""The run's processes: the API on gunicorn, two prefork Celery workers and beat.
+"""The run's processes: the API on gunicorn, the Procfile's Celery workers and beat.
 
 Each child starts in its own session, so its process group holds it and everything it forks (the
 gunicorn and prefork pool processes): a crash kills the whole group, and `stop_all` leaves nothing behind.
@@ -24,7 +24,7 @@ from chaos.environment import (
     WORKER_APP_NAME,
     RunEnvironment,
 )
-from common.procfile import worker_queue_groups
+from common.procfile import ProcfileWorker, procfile_workers
 
 WORKER_OPTIONS = ["--without-gossip", "--without-mingle", "-l", "info"]
 
@@ -35,15 +35,21 @@ class Role:
     command: list[str]
     application_name: str
     ready_line: str | None = None  # a line the process logs when it is ready
+    pool_processes: bool = False  # a prefork worker: its tasks run in child processes
 
 
-def worker_role(name: str, groups: tuple[str, ...]) -> Role:
-    command = [str(BIN / "celery"), "-A", "config", "worker", "--queue-groups", ",".join(groups), "-c", "2"]
+def worker_role(worker: ProcfileWorker) -> Role:
+    """A worker of the Procfile, on its queue groups and pool; a prefork one pinned to two processes, so
+    that the run's load is the same on any machine."""
+    concurrency = 2 if worker.has_pool_processes else worker.concurrency
+    command = [str(BIN / "celery"), "-A", "config", "worker", "--queue-groups", ",".join(worker.queue_groups)]
+    command += ["-P", worker.pool, *(["-c", str(concurrency)] if concurrency else [])]
     return Role(
-        name=name,
-        command=[*command, "-n", f"{name}@%h", *WORKER_OPTIONS],
+        name=worker.name,
+        command=[*command, "-n", f"{worker.name}@%h", *WORKER_OPTIONS],
         application_name=WORKER_APP_NAME,
         ready_line=" ready.",
+        pool_processes=worker.has_pool_processes,
     )
 
 
@@ -67,8 +73,7 @@ def roles(schedule_dir: Path, api_port: int) -> list[Role]:
             ],
             application_name=API_APP_NAME,
         ),
-        # The workers of `make run`, on the same queue groups (the Procfile); two processes each, pinned here.
-        *(worker_role(name, groups) for name, groups in worker_queue_groups().items()),
+        *(worker_role(worker) for worker in procfile_workers()),
         Role(
             name="beat",
             command=[*celery, "beat", "-s", str(schedule_dir / "celerybeat-schedule"), "-l", "info"],
@@ -174,7 +179,8 @@ class Fleet:
             if name == "api":
                 return _api_answers(self.environment.api_url)
             if child.role.ready_line:
-                return child.role.ready_line in child.logged_since_start() and bool(children_of(child.pid))
+                logged = child.role.ready_line in child.logged_since_start()
+                return logged and (not child.role.pool_processes or bool(children_of(child.pid)))
             return True
 
         wait_until(ready, timeout=timeout, what=f"{name} to be ready")
@@ -185,6 +191,10 @@ class Fleet:
 
     def workers(self) -> list[str]:
         return [name for name, child in self.children.items() if child.role.application_name == WORKER_APP_NAME]
+
+    def prefork_workers(self) -> list[str]:
+        """The workers whose tasks run in pool processes, which can die apart from the worker."""
+        return [name for name in self.workers() if self.children[name].role.pool_processes]
 
     def kill_pool_process(self, name: str) -> int:
         """SIGKILL one prefork pool process of a worker (its main process forks a new one)."""

@@ -1,5 +1,9 @@
 """The payment gateway adapter. A real gateway is one class with `pay` and `cancel`; the built-in
-simulated one stands in for it on this machine (PAYMENT_DECLINE_RATE, PAYMENT_LATENCY_MS)."""
+simulated one stands in for it on this machine (PAYMENT_DECLINE_RATE, PAYMENT_LATENCY_MS).
+
+Every call gives up after PAYMENT_GATEWAY_TIMEOUT_SECONDS with GatewayUnavailable (retried with the same
+idempotency key): the payments run on a threads pool (the Procfile's `remote` worker), where Celery cannot
+stop a task at its hard time limit, so the adapter bounds its own waiting."""
 
 import random
 import time
@@ -59,8 +63,13 @@ class SimulatedGateway:
 
     @staticmethod
     def _wait() -> None:
-        if settings.PAYMENT_LATENCY_MS > 0:
-            time.sleep(settings.PAYMENT_LATENCY_MS / 1000)
+        latency = settings.PAYMENT_LATENCY_MS / 1000
+        timeout = settings.PAYMENT_GATEWAY_TIMEOUT_SECONDS
+        if latency > timeout:
+            time.sleep(timeout)
+            raise GatewayUnavailable(f"the gateway did not answer within {timeout:g} s")
+        if latency > 0:
+            time.sleep(latency)
 
 
 @cache

@@ -201,6 +201,8 @@ OUTBOX_RETENTION_HOURS = env.int("OUTBOX_RETENTION_HOURS", default=72)
 PAYMENT_GATEWAY = env("PAYMENT_GATEWAY", default="apps.payments.gateway.SimulatedGateway")
 PAYMENT_DECLINE_RATE = env.float("PAYMENT_DECLINE_RATE", default=0.0)
 PAYMENT_LATENCY_MS = env.int("PAYMENT_LATENCY_MS", default=0)
+# How long a gateway call may wait: the payments' threads pool cannot enforce a task's hard time limit.
+PAYMENT_GATEWAY_TIMEOUT_SECONDS = env.float("PAYMENT_GATEWAY_TIMEOUT_SECONDS", default=10.0)
 
 DATA_PLATFORM_URL = env("DATA_PLATFORM_URL", default="") or None
 DATA_PLATFORM_TIMEOUT_SECONDS = env.float("DATA_PLATFORM_TIMEOUT_SECONDS", default=5.0)

@@ -1,6 +1,7 @@
-"""The short form of the chaos run, as CI runs it: 100 orders against the API on gunicorn and a prefork
-worker fleet while a pool process is killed, Redis is flushed and the workers' database connections are
-cut. Every order must settle, and every invariant of docs/design.md §5 must hold.
+"""The short form of the chaos run, as CI runs it: 100 orders against the API on gunicorn and the
+Procfile's worker fleet while a prefork pool process is killed, Redis is flushed, the workers' database
+connections are cut and the remote calls' threads worker crashes and is restarted. Every order must
+settle, and every invariant of docs/design.md §5 must hold.
 
 It runs `python -m chaos --quick` as its own process tree, on the database and Redis db the test settings
 name (CHAOS_DATABASE_NAME, CHAOS_REDIS_URL: TEST_CHAOS_DATABASE_NAME, TEST_CHAOS_REDIS_URL) and on any
@@ -68,4 +69,4 @@ def test_the_quick_chaos_run_ends_with_no_stuck_order_and_no_violation():
     # and customers cancelled some orders meanwhile, each cancel repeated with its Idempotency-Key
     assert summary["cancel_answers"].get("202", 0) > 0, output
     assert summary["cancel_replays_wrong"] == [], output
-    assert summary["faults"] == {"cut": 1, "flush": 1, "kill": 1}, output
+    assert summary["faults"] == {"crash": 1, "cut": 1, "flush": 1, "kill": 1}, output

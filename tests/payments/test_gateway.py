@@ -2,7 +2,8 @@ import time
 
 import pytest
 
-from apps.payments.gateway import GatewayResult, SimulatedGateway, get_gateway
+from apps.payments.gateway import GatewayResult, GatewayUnavailable, SimulatedGateway, get_gateway
+from common.errors import RetryableError
 
 
 @pytest.fixture(autouse=True)
@@ -96,3 +97,21 @@ def test_the_gateway_takes_at_least_the_configured_latency(settings, call):
 
     # then
     assert elapsed >= 0.050
+
+
+@pytest.mark.parametrize("call", ["pay", "cancel"])
+def test_a_gateway_slower_than_its_timeout_is_given_up_on_and_retried(settings, call):
+    # given a gateway that would answer after its timeout (the remote worker's threads have no hard limit)
+    settings.PAYMENT_LATENCY_MS = 2_000
+    settings.PAYMENT_GATEWAY_TIMEOUT_SECONDS = 0.05
+    gateway = SimulatedGateway()
+
+    # when / then: a retryable error, after the timeout and not the latency
+    started = time.monotonic()
+    with pytest.raises(GatewayUnavailable, match=r"did not answer within 0\.05 s"):
+        if call == "pay":
+            gateway.pay(idempotency_key="payment-too-slow", amount=1_000)
+        else:
+            gateway.cancel(reference="sim_x", idempotency_key="payment-too-slow")
+    assert time.monotonic() - started < 2.0  # it did not wait out the latency
+    assert isinstance(GatewayUnavailable("x"), RetryableError)

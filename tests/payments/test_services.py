@@ -231,3 +231,17 @@ def test_payment_summaries_gives_the_requested_orders_payments(settings):
 
     # then
     assert summaries == {93: {"id": paid.pk, "status": PaymentStatus.COMPLETED, "amount": 1_000}}
+
+
+def test_a_gateway_that_times_out_leaves_the_payment_ready_for_the_retry(settings, published_events):
+    # given
+    settings.PAYMENT_LATENCY_MS = 2_000
+    settings.PAYMENT_GATEWAY_TIMEOUT_SECONDS = 0.05
+
+    # when
+    with pytest.raises(RetryableError):
+        payment_pay(order_id=77, user_id=7, amount=5_000)
+
+    # then nothing is decided: the task's retry asks the gateway again with the same key
+    assert Payment.objects.get(order_id=77).status == PaymentStatus.READY
+    assert published_events == []
