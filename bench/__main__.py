@@ -1,6 +1,6 @@
 """`python -m bench [--quick]` (or `BENCH_QUICK=1 make bench`): the benchmark.
 
-Starts the API on gunicorn, two prefork Celery workers and beat (chaos.processes.Fleet) against a
+Starts the API on gunicorn, the Procfile's Celery workers and beat (chaos.processes.Fleet) against a
 database (shop_bench, recreated; or --db-name) and Redis db (3; or --redis-url) of its own, on port 8766
 (or --port; 0 or free: any free port), with the production settings plus the
 bench app (config.settings.bench), and measures in one run:
@@ -8,7 +8,10 @@ bench app (config.settings.bench), and measures in one run:
 2. the saga under closed-loop clients (completed orders/s, accept and end-to-end latency, tasks, SQL and
    Redis commands per order), then at half that rate in an open loop;
 3. a hot product (1,000 orders for 100 units) and 4. a coupon rush (3,000 users for 100 coupons);
-5. the monolith reference (bench/monolith.py) on the same server, database and orders.
+5. the monolith reference (bench/monolith.py) on the same server, database and orders;
+6. then, on a second fleet whose gateway answers after 200 ms (--gateway-ms) and whose deliveries go to
+   a real HTTP data platform answering after 100 ms (--data-platform-ms; bench/remote.py), the saga's
+   saturation and its end-to-end latency at half of it, and the monolith.
 Writes bench/results/<timestamp>.json, .md and .png; exits non-zero if a check fails. Every child is
 stopped at the end, whatever happened.
 """
@@ -24,8 +27,11 @@ import redis
 
 from bench import data, phases, report
 from bench.environment import API_PORT, DB_NAME, REDIS_URL, RESULTS_DIR, bench_environment
+from bench.figures import assemble, checks
+from bench.remote import Latency, run_remote_phases
 from chaos import runner
 from chaos.environment import ROOT, RunEnvironment
+from chaos.processes import Fleet
 from chaos.runner import STARTED, add_resource_options, fresh_run, refuse_unsafe_resources, running_fleet, say
 
 CUSTOMER_BALANCE = 10_000_000  # the limit: far more than any phase spends per customer
@@ -36,6 +42,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short phases (also BENCH_QUICK=1): under 3 minutes")
     parser.add_argument("--clients", type=int, help="closed-loop clients (default 16)")
+    parser.add_argument(
+        "--gateway-ms", type=int, default=Latency.gateway_ms, help="the remote phases' gateway latency (default 200)"
+    )
+    parser.add_argument(
+        "--data-platform-ms",
+        type=int,
+        default=Latency.data_platform_ms,
+        help="the remote phases' data platform latency (default 100)",
+    )
     parser.add_argument("--lock-wait", type=float, default=600, help="seconds to wait for a chaos or bench run")
     add_resource_options(parser, db_name=DB_NAME, redis_url=REDIS_URL, port=API_PORT)
     options = parser.parse_args(argv)
@@ -51,36 +66,19 @@ def prepare(environment, sizes: phases.Sizes) -> dict:
         "saga": data.create_customers(count=sizes.clients * 2, prefix="saga", balance=CUSTOMER_BALANCE),
         "half": data.create_customers(count=sizes.clients * 2, prefix="half", balance=CUSTOMER_BALANCE),
         "monolith": data.create_customers(count=sizes.clients * 2, prefix="monolith", balance=CUSTOMER_BALANCE),
+        **{
+            name: data.create_customers(count=sizes.clients * 2, prefix=name, balance=CUSTOMER_BALANCE)
+            for name in ("saga_remote", "half_remote", "monolith_remote")
+        },
         "hot": data.create_customers(count=HOT_CUSTOMERS, prefix="hot", balance=CUSTOMER_BALANCE),
     }
     say(f"shop: {len(shop['catalog'])} products, {sum(len(v) for k, v in shop.items() if k != 'catalog')} customers")
     return shop
 
 
-def checks(figures: dict, found: dict[str, list[str]], unexpected_exits: list[str]) -> dict:
-    saga, hot, rush, mono = figures["saga"], figures["hot_product"], figures["coupon_rush"], figures["monolith"]
-    problems = [
-        *(
-            f"{what}: {count} expected, {actual} found"
-            for what, count, actual in [
-                ("hot product orders accepted", hot["orders"], hot["accepted"]),
-                ("hot product COMPLETED", hot["stock"], hot["completed"]),
-                ("hot product FAILED", hot["orders"] - hot["stock"], hot["failed"]),
-                ("hot product stock left", 0, hot["stock_left"]),
-                ("hot product settled (every compensation done) within 240 s", True, hot["settle_s"] is not None),
-                ("coupons issued (201)", rush["available"], rush["issued"]),
-                ("coupons issued in the database", rush["available"], rush["issued_in_db"]),
-                ("coupon_sold_out answers", rush["requests"] - rush["available"], rush["sold_out"]),
-                ("saga orders FAILED", 0, saga["failed"]),
-                ("saga orders refused", 0, saga["refused"]),
-                ("monolith orders refused", 0, mono["refused"]),
-            ]
-            if count != actual
-        ),
-        *(f"invariant ({when}): {line}" for when, lines in found.items() for line in lines[:20]),
-        *(f"process exited during the run: {line}" for line in unexpected_exits),
-    ]
-    return {"ok": not problems, "problems": problems}
+def worker_commands(fleet: Fleet) -> dict[str, str]:
+    """How each worker of the fleet was started (its pool and concurrency among the options)."""
+    return {name: " ".join(fleet.children[name].role.command[1:]) for name in fleet.workers()}
 
 
 def run(options: argparse.Namespace, environment: RunEnvironment) -> int:
@@ -118,23 +116,24 @@ def run(options: argparse.Namespace, environment: RunEnvironment) -> int:
         mono, series["monolith"] = phases.monolith(stage, customers=shop["monolith"])
         found["all orders, §5 but 5.4 (the monolith has no events)"] = violations(decisions=False)
         unexpected = fleet.unexpected_exits()
-    figures = {
-        "run": {
-            "started_at": stamp,
-            "quick": options.quick,
-            "seconds": round(time.monotonic() - STARTED, 1),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "host": platform.node()},
-            "sizes": dataclasses.asdict(sizes),
-            "environment": environment.printable(),
-        },
-        "celery_noop_tasks_per_s": noop["per_s"],
-        "celery_noop": noop,
-        "monolith": mono,
-        "saga": saga,
-        "hot_product": hot,
-        "coupon_rush": rush,
+        workers = worker_commands(fleet)
+    latency = Latency(gateway_ms=options.gateway_ms, data_platform_ms=options.data_platform_ms)
+    remote = run_remote_phases(environment, shop=shop, sizes=sizes, counters=counters, latency=latency, say=say)
+    series.update(remote.series)
+    found["after the remote phases: all orders §5, the saga's §5.4"] = remote.violations
+    run_figures = {
+        "started_at": stamp,
+        "quick": options.quick,
+        "seconds": round(time.monotonic() - STARTED, 1),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "host": platform.node()},
+        "sizes": dataclasses.asdict(sizes),
+        "environment": environment.printable(),
+        "workers": workers,
     }
-    figures["checks"] = checks(figures, found, unexpected)
+    figures = assemble(
+        run=run_figures, noop=noop, monolith=mono, saga=saga, hot=hot, rush=rush, remote=remote, latency=latency
+    )
+    figures["checks"] = checks(figures, found, [*unexpected, *remote.unexpected_exits])
     paths = report.save(figures, series, RESULTS_DIR, stamp)
     print()
     print(report.markdown(figures).split("\nHow to read this")[0])

@@ -4,7 +4,11 @@ below are the defaults of `python -m bench --db-name --redis-url --port`; logs g
 
 Production settings plus the bench app (config.settings.bench), a random secret key, the shop's default
 saga timings (deadline 60 s), a gateway that never declines and adds no latency, no data platform URL.
+The remote phases run a second fleet with the same values but a gateway and a data platform as slow as
+real ones (remote_environment).
 """
+
+import copy
 
 from chaos.environment import NO_RATE_LIMITS, ROOT, RunEnvironment
 
@@ -34,3 +38,17 @@ def bench_environment(
         settings_module="config.settings.bench",
         variables=VARIABLES,
     )
+
+
+def remote_environment(environment: RunEnvironment, *, gateway_ms: int, data_platform_url: str) -> RunEnvironment:
+    """The run's environment (same database, Redis db, port and secret key) with the simulated gateway
+    answering after `gateway_ms` and deliveries POSTed to `data_platform_url`; its fleet logs to a
+    directory of its own, so that the first fleet's logs stay."""
+    remote = copy.copy(environment)
+    remote.variables = {
+        **environment.variables,
+        "PAYMENT_LATENCY_MS": str(gateway_ms),
+        "DATA_PLATFORM_URL": data_platform_url,
+    }
+    remote.log_dir = environment.log_dir / "remote"
+    return remote

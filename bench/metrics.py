@@ -57,10 +57,26 @@ def snapshot(client: redis.Redis, groups: dict[int, str]) -> Snapshot:
     return Snapshot(at=time.time(), counts=counts, commands=commands, cpu=cpu_seconds_by_part(groups))
 
 
+PER_ORDER_KEYS = (
+    "cpu_ms_per_order",
+    "cpu_ms_per_order_by_part",
+    "cpu_busy_share",
+    "tasks_per_order",
+    "tasks_by_name_per_order",
+    "sql_queries_per_order",
+    "sql_queries_per_order_api",
+    "sql_queries_per_order_workers",
+    "redis_commands_per_order",
+    "redis_commands_by_name_per_order",
+)
+
+
 def per_order(window: Snapshot, orders: int) -> dict:
-    """The cost of one order over a steady-state window: counts in the window / orders completed in it."""
+    """The cost of one order over a steady-state window: counts in the window / orders completed in it.
+    `cpu_ms_per_order` is the whole machine's; `cpu_ms_per_order_by_part` splits it (bench.cpu). With no
+    order completed, every figure is None."""
     if not orders:
-        return {}
+        return dict.fromkeys(PER_ORDER_KEYS)
     tasks_by_name = {
         key.removeprefix("task:"): round(value / orders, 2)
         for key, value in sorted(window.counts.items())
@@ -70,8 +86,8 @@ def per_order(window: Snapshot, orders: int) -> dict:
     sql_worker = window.counts.get("sql:worker", 0)
     cpu = {part: round(seconds * 1000 / orders, 1) for part, seconds in sorted(window.cpu.items(), key=lambda i: -i[1])}
     return {
-        "cpu_ms_per_order": cpu,
-        "cpu_ms_per_order_total": round(sum(window.cpu.values()) * 1000 / orders, 1),
+        "cpu_ms_per_order": round(sum(window.cpu.values()) * 1000 / orders, 1),
+        "cpu_ms_per_order_by_part": cpu,
         "cpu_busy_share": round(sum(window.cpu.values()) / (window.at * (os.cpu_count() or 1)), 2),
         "tasks_per_order": round(window.counts.get("tasks", 0) / orders, 2),
         "tasks_by_name_per_order": tasks_by_name,

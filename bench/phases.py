@@ -145,17 +145,18 @@ def _closed_loop(
     return Measured(samples, marks["end"].minus(marks["start"]), started, window_start, window_end)
 
 
-def saga_closed_loop(stage: Stage, *, customers: list[Customer]) -> tuple[dict, dict]:
-    """Clients place orders back-to-back, each waiting for its order to be decided: the saga's saturation."""
+def saga_closed_loop(stage: Stage, *, customers: list[Customer], label: str = "saga") -> tuple[dict, dict]:
+    """Clients place orders back-to-back, each waiting for its order to be decided: the saga's saturation.
+    `label` names the phase in the progress lines."""
     sizes = stage.sizes
     stage.say(
-        f"saga: {sizes.clients} closed-loop clients, {sizes.warmup:.0f} s warm-up + {sizes.window:.0f} s measured "
+        f"{label}: {sizes.clients} closed-loop clients, {sizes.warmup:.0f} s warm-up + {sizes.window:.0f} s measured "
         "(each client waits for its order to be decided before the next)"
     )
     clock = time.time()
 
     def line(samples: load.Samples) -> str:
-        return f"    saga: {len(samples.items)} accepted, {samples.decided} decided, {time.time() - clock:.0f} s"
+        return f"    {label}: {len(samples.items)} accepted, {samples.decided} decided, {time.time() - clock:.0f} s"
 
     with load.CompletionWatcher() as watcher:
         measured = _closed_loop(stage, path=ORDERS_PATH, customers=customers, line=line, watcher=watcher)
@@ -189,22 +190,29 @@ def saga_closed_loop(stage: Stage, *, customers: list[Customer]) -> tuple[dict, 
         ),
     }
     stage.say(
-        f"saga: {orders_per_s:.1f} completed orders/s; accept p50 {figures['accept_latency_ms']['p50']} ms, "
+        f"{label}: {orders_per_s:.1f} completed orders/s; accept p50 {figures['accept_latency_ms']['p50']} ms, "
         f"e2e p50 {figures['e2e_latency_ms']['p50']} ms p99 {figures['e2e_latency_ms']['p99']} ms; "
         f"{cost.get('tasks_per_order')} tasks, {cost.get('sql_queries_per_order')} SQL, "
-        f"{cost.get('redis_commands_per_order')} Redis commands per order"
+        f"{cost.get('redis_commands_per_order')} Redis commands per order, {cost.get('cpu_ms_per_order')} ms CPU"
     )
     return figures, series
 
 
 def saga_half_load(
-    *, api_url: str, customers: list[Customer], catalog: list[int], rate: float, seconds: float, say: Say
+    *,
+    api_url: str,
+    customers: list[Customer],
+    catalog: list[int],
+    rate: float,
+    seconds: float,
+    say: Say,
+    label: str = "saga",
 ) -> tuple[dict, dict]:
     """Open loop at a fixed rate (half the saturation): the end-to-end latency of a saga not at its limit."""
-    say(f"saga at half load: {rate:.1f} orders/s for {seconds:.0f} s (open loop)")
+    say(f"{label} at half load: {rate:.1f} orders/s for {seconds:.0f} s (open loop)")
     started = time.time()
     samples = load.Samples()
-    with metrics.ticking(say, lambda: f"    half load: {len(samples.items)} placed"):
+    with metrics.ticking(say, lambda: f"    {label} at half load: {len(samples.items)} placed"):
         samples = load.open_loop(
             url=api_url + ORDERS_PATH,
             customers=customers,
@@ -224,7 +232,8 @@ def saga_half_load(
         "accept_latency_ms": metrics.percentiles([s.seconds * 1000 for s in samples.items if s.status == 201]),
         "e2e_latency_ms": metrics.percentiles(e2e),
     }
-    say(f"half load: e2e p50 {figures['e2e_latency_ms']['p50']} ms, p99 {figures['e2e_latency_ms']['p99']} ms")
+    e2e_ms = figures["e2e_latency_ms"]
+    say(f"{label} at half load: e2e p50 {e2e_ms['p50']} ms, p99 {e2e_ms['p99']} ms")
     series = {
         "e2e_ms": e2e,
         "completed_per_s": metrics.per_second(
@@ -343,17 +352,17 @@ def coupon_rush(*, api_url: str, sizes: Sizes, say: Say) -> dict:
     return figures
 
 
-def monolith(stage: Stage, *, customers: list[Customer]) -> tuple[dict, dict]:
+def monolith(stage: Stage, *, customers: list[Customer], label: str = "monolith") -> tuple[dict, dict]:
     """The same orders, closed loop, against the one-transaction reference on the same server."""
     sizes = stage.sizes
     stage.say(
-        f"monolith: {sizes.clients} closed-loop clients, {sizes.warmup:.0f} s warm-up + {sizes.window:.0f} s measured"
+        f"{label}: {sizes.clients} closed-loop clients, {sizes.warmup:.0f} s warm-up + {sizes.window:.0f} s measured"
     )
     run = _closed_loop(
         stage,
         path=MONOLITH_PATH,
         customers=customers,
-        line=lambda samples: f"    monolith: {len(samples.items)} answered",
+        line=lambda samples: f"    {label}: {len(samples.items)} answered",
     )
     samples, started = run.samples, run.started
     window_start, window_end = run.window_start, run.window_end
@@ -369,11 +378,13 @@ def monolith(stage: Stage, *, customers: list[Customer]) -> tuple[dict, dict]:
         "refused": sum(1 for s in samples.items if s.status != 201),
     }
     cost = metrics.per_order(run.cost, len(done))
-    for key in ("sql_queries_per_order", "redis_commands_per_order", "cpu_ms_per_order", "cpu_ms_per_order_total"):
-        figures[key] = cost.get(key)
-    figures["cpu_busy_share"] = cost.get("cpu_busy_share")
-    stage.say(f"monolith: {figures['orders_per_s']} orders/s; latency p50 {figures['latency_ms']['p50']} ms, "
-        f"p99 {figures['latency_ms']['p99']} ms")  # fmt: skip
+    for key in (
+        "sql_queries_per_order", "redis_commands_per_order", "cpu_ms_per_order", "cpu_ms_per_order_by_part",
+        "cpu_busy_share",
+    ):  # fmt: skip
+        figures[key] = cost[key]
+    stage.say(f"{label}: {figures['orders_per_s']} orders/s; latency p50 {figures['latency_ms']['p50']} ms, "
+        f"p99 {figures['latency_ms']['p99']} ms; {figures['cpu_ms_per_order']} ms CPU per order")  # fmt: skip
     series = {
         "latency_ms": latencies,
         "completed_per_s": metrics.per_second(

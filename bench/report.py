@@ -21,13 +21,24 @@ How to read this:
   the server's `INFO commandstats`, broker traffic included, less the benchmark's own HINCRBY and INFO.
   Redis counts are **server-wide**: they are only meaningful when nothing else uses this Redis server
   during the run (other test runs on the machine inflate them).
-- **CPU per order**: CPU seconds (user + system, from /proc) over the window, by part of the system,
-  divided by the orders completed in it: `api` (gunicorn), `steps` and `flow` (the two workers, pool
-  processes and consumer), `postgres`, `redis`, the `load generator` (this process: the HTTP clients
-  and the completion watcher), `beat` and `other`. Busy share: that CPU time over the window's
-  core-seconds; near 1.0 the machine, not the design, sets the pace.
+- **CPU per order** (`cpu_ms_per_order` in the JSON): CPU seconds (user + system, from /proc) over the
+  window divided by the orders completed in it, split by part of the system
+  (`cpu_ms_per_order_by_part`): `api` (gunicorn), each worker of the fleet by its Procfile name (pool
+  and consumer), `postgres`, `redis`, the `load generator` (this process: the HTTP clients and the
+  completion watcher), the `data platform` (remote phases), `beat` and `other` (anything else on the
+  machine: at a low throughput it weighs heavily per order, and so does the PostgreSQL work of other
+  databases). Busy share: that CPU time over the window's core-seconds; near 1.0 the machine, not the
+  design, sets the pace.
 - **No-op ceiling**: no-op tasks sent to one queue of each worker (bench.phases.noop_queues) of the same
-  fleet (two prefork workers, `-c 2`), same broker and Celery settings (late ack, prefetch 1).
+  fleet (the Procfile's workers as started: `run.workers` in the JSON), same broker and Celery settings
+  (late ack, prefetch 1).
+- **Remote** phases: a second fleet, started after the first stopped, whose simulated gateway answers
+  after `gateway_ms` and whose deliveries go to a real HTTP data platform on this machine
+  (bench/dataplatform.py) answering after `data_platform_ms`. The saga's closed loop and half load, then
+  the monolith (which pays inside its transaction, holding its stock and balance row locks for the
+  gateway's latency), measured as above; `saga_remote`'s
+  `e2e_latency_ms` is at half its saturation (`saturated_e2e_latency_ms` under the closed loop). Then
+  every delivery is waited for (each completed order's, sent once) and §5 checked again.
 - The counters cost one Redis round trip (a pipeline of HINCRBY) per task and per request, in the saga
   and the monolith alike, and in the no-op ceiling too; the benchmark process's own queries (watching
   orders, checking invariants) are not counted.
@@ -55,8 +66,31 @@ def _p(figures: dict, path: str) -> str:
 
 def _cpu(figures: dict, path: str) -> str:
     phase = _get(figures, path) or {}
-    parts = ", ".join(f"{part} {ms}" for part, ms in (phase.get("cpu_ms_per_order") or {}).items())
-    return f"{phase.get('cpu_ms_per_order_total')} ms ({parts}); busy share {phase.get('cpu_busy_share')}"
+    parts = ", ".join(f"{part} {ms}" for part, ms in (phase.get("cpu_ms_per_order_by_part") or {}).items())
+    return f"{phase.get('cpu_ms_per_order')} ms ({parts}); busy share {phase.get('cpu_busy_share')}"
+
+
+def _remote_rows(figures: dict) -> list[str]:
+    saga, mono, platform = figures["saga_remote"], figures["monolith_remote"], figures["data_platform"]
+    half = saga.get("half_load", {})
+    slow = f"gateway {saga.get('gateway_ms')} ms, data platform {saga.get('data_platform_ms')} ms"
+    deliveries = platform.get("deliveries", {})
+    return [
+        f"| saga remote ({slow}): completed orders/s | {saga.get('orders_per_s')} ({saga.get('clients')} clients, "
+        f"{saga.get('window_s')} s) |",
+        f"| saga remote at half load ({half.get('rate_per_s')} orders/s): end-to-end p50 / p95 / p99 "
+        f"| {_p(figures, 'saga_remote.e2e_latency_ms')} ms |",
+        f"| saga remote: accept latency p50 / p95 / p99 | {_p(figures, 'saga_remote.accept_latency_ms')} ms |",
+        f"| saga remote: CPU per order | {_cpu(figures, 'saga_remote')} |",
+        f"| monolith remote (gateway {mono.get('gateway_ms')} ms): orders/s | {mono.get('orders_per_s')} "
+        f"({mono.get('clients')} clients, {mono.get('window_s')} s) |",
+        f"| monolith remote: latency p50 / p95 / p99 | {_p(figures, 'monolith_remote.latency_ms')} ms |",
+        f"| monolith remote: CPU per order | {_cpu(figures, 'monolith_remote')} |",
+        f"| data platform ({platform.get('delay_ms')} ms): received | {platform.get('posts')} POSTs, "
+        f"{platform.get('accepted')} events accepted, {platform.get('duplicates')} duplicates, "
+        f"{platform.get('refused')} refused, at most {platform.get('max_in_flight')} at once; "
+        f"{deliveries.get('sent')} deliveries sent |",
+    ]
 
 
 def markdown(figures: dict) -> str:
@@ -83,6 +117,7 @@ def markdown(figures: dict) -> str:
         f"({saga.get('sql_queries_per_order_api')} + {saga.get('sql_queries_per_order_workers')}) |",
         f"| saga: Redis commands per order | {saga.get('redis_commands_per_order')} |",
         f"| saga: CPU per order | {_cpu(figures, 'saga')} |",
+        *_remote_rows(figures),
         f"| hot product: {hot['orders']} orders for {hot['stock']} units | {hot['completed']} COMPLETED, "
         f"{hot['failed']} FAILED, stock left {hot['stock_left']}; all decided in {hot['decided_s']} s, "
         f"settled (compensations done) in {hot['settle_s']} s |",
@@ -111,6 +146,8 @@ def chart(figures: dict, series: dict, path: Path) -> None:
         ("saga: accept (POST answered)", series["saga"]["accept_ms"]),
         ("saga: end-to-end, saturated", series["saga"]["e2e_ms"]),
         ("saga: end-to-end, half load", series["half_load"]["e2e_ms"]),
+        ("monolith remote: answer", series["monolith_remote"]["latency_ms"]),
+        ("saga remote: end-to-end, half load", series["half_load_remote"]["e2e_ms"]),
     ]
     for label, values in distributions:
         if values:
@@ -130,6 +167,8 @@ def chart(figures: dict, series: dict, path: Path) -> None:
         (f"saga, {figures['saga']['clients']} closed-loop clients", series["saga"]["completed_per_s"]),
         (f"saga, half load ({figures['saga']['half_load']['rate_per_s']}/s)", series["half_load"]["completed_per_s"]),
         (f"monolith, {figures['monolith']['clients']} clients", series["monolith"]["completed_per_s"]),
+        ("saga remote, closed loop", series["saga_remote"]["completed_per_s"]),
+        ("monolith remote", series["monolith_remote"]["completed_per_s"]),
     ]:
         middle.plot(range(len(values)), values, label=label, drawstyle="steps-post")
     window_start, window_end = series["saga"]["window"]

@@ -49,7 +49,8 @@ def look() -> Quiet:
     # A completed order has its completion delivered; a cancelled one, its completion and its cancellation.
     completed = Order.objects.filter(status=OrderStatus.COMPLETED).values("pk")
     canceled = Order.objects.filter(status=OrderStatus.CANCELED).values("pk")
-    recorded = Delivery.objects.filter(order_id__in=completed.union(canceled), status=DeliveryStatus.RECORDED).count()
+    delivered = (DeliveryStatus.SENT, DeliveryStatus.RECORDED)  # sent to a platform, or recorded without one
+    recorded = Delivery.objects.filter(order_id__in=completed.union(canceled), status__in=delivered).count()
     return Quiet(
         undecided=Order.objects.filter(status__in=UNDECIDED).count(),
         unhandled_outbox=OutboxMessage.objects.filter(handled_at__isnull=True, parked_at__isnull=True).count(),
