@@ -36,14 +36,16 @@ WORKER_APP_NAME = "chaos-worker"  # what the DB cut terminates
 API_APP_NAME = "chaos-api"
 MONITOR_APP_NAME = "chaos-monitor"  # this process: sets up data, watches, checks
 
-# Short saga timings, so that the deadline and the sweep come into play within the run.
+# Short saga timings, so that the deadline and the sweep come into play within the run. A task the flush
+# lost is sent again within the start grace plus a relay interval: every compensation is done within 10 s of
+# its order's failure. A started task keeps the production bound (its time limit plus the handle margin).
 TIMINGS = {
     "SAGA_DEADLINE_SECONDS": "20",
     "SAGA_SWEEP_INTERVAL_SECONDS": "2",
     "SAGA_RECONCILE_AFTER_SECONDS": "5",
     "OUTBOX_RELAY_INTERVAL_SECONDS": "1",
-    "OUTBOX_HANDLE_TIMEOUT_SECONDS": "10",
     "OUTBOX_DISPATCH_GRACE_SECONDS": "2",
+    "OUTBOX_START_GRACE_SECONDS": "2",
 }
 # The load is a few dozen users placing orders as fast as the run wants: no per-client rate limits.
 NO_RATE_LIMITS = {

@@ -259,6 +259,5 @@ def celery_worker_claim_at_init(worker) -> Claim:
         concurrency = int(autoscale[0])
     pool = worker.pool_cls
     pool_name = pool if isinstance(pool, str) else pool.__module__.rpartition(".")[2]
-    if pool_name in ("prefork", "processes"):
-        pool_name = "prefork"
+    pool_name = {"processes": "prefork", "thread": "threads"}.get(pool_name, pool_name)  # as -P names them
     return celery_worker_claim(name=worker.hostname, concurrency=concurrency, pool=pool_name)

@@ -1,18 +1,21 @@
 """The outbox as operators see it: what each event's listeners did, and what is parked."""
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest
 
 from common.admin import ReadOnlyAdminMixin
 from eventbus.models import OutboxMessage
 from eventbus.relay import outbox_retry
 
+OPEN = Q(handled_at__isnull=True, parked_at__isnull=True)
+STARTED = Q(started_at__gte=F("dispatched_at"))
 STATES = {
-    "WAITING": {"handled_at__isnull": True, "parked_at__isnull": True, "dispatched_at__isnull": True},
-    "DISPATCHED": {"handled_at__isnull": True, "parked_at__isnull": True, "dispatched_at__isnull": False},
-    "HANDLED": {"handled_at__isnull": False},
-    "PARKED": {"handled_at__isnull": True, "parked_at__isnull": False},
+    "WAITING": OPEN & Q(dispatched_at__isnull=True),
+    "DISPATCHED": OPEN & Q(dispatched_at__isnull=False) & ~STARTED,
+    "STARTED": OPEN & STARTED,
+    "HANDLED": Q(handled_at__isnull=False),
+    "PARKED": Q(handled_at__isnull=True, parked_at__isnull=False),
 }
 
 
@@ -24,7 +27,7 @@ class StateFilter(admin.SimpleListFilter):
         return [(state, state.lower()) for state in STATES]
 
     def queryset(self, request, queryset):
-        return queryset.filter(**STATES[self.value()]) if self.value() in STATES else queryset
+        return queryset.filter(STATES[self.value()]) if self.value() in STATES else queryset
 
 
 @admin.register(OutboxMessage)

@@ -1,11 +1,14 @@
-"""The base of every listener task: it closes its outbox row.
+"""The base of every listener task: it marks its outbox row started, and closes it.
 
-On success the row is marked handled, so the relay stops sending it. Listeners that run inline inside
-another listener's task (eventbus.bus.inline) hand their marks to that outermost task, which writes
-them all with its own in one statement when it ends, however it ends (until then the relay may send
-an inline listener's row again if the task runs past the dispatch grace: a harmless repeat). A retry
-records the error and leaves the row to the task's own backoff. A final failure parks the row: an
-operator sees it in admin and can send it again; nothing is dropped in silence.
+A task a worker takes from the broker first marks its row started (one UPDATE; a redelivered task moves
+the mark), which tells the relay that its message was not lost. On success the row is marked handled, so
+the relay stops sending it. Listeners that run inline inside another listener's task
+(eventbus.bus.inline) hand their marks to that outermost task, which writes them all with its own in one
+statement when it ends, however it ends. An inline listener writes no start mark: its row is never
+dispatched, so the relay's dispatch grace covers it (until then the relay may send an inline listener's
+row again if the task runs past the dispatch grace: a harmless repeat). A retry records the error and
+leaves the row to the task's own backoff. A final failure parks the row: an operator sees it in admin and
+can send it again; nothing is dropped in silence.
 """
 
 import logging
@@ -17,7 +20,7 @@ from typing import Any
 from celery import Task
 from django.db import DatabaseError, InterfaceError, close_old_connections
 
-from eventbus.outbox import outbox_mark_failed, outbox_mark_handled
+from eventbus.outbox import outbox_mark_failed, outbox_mark_handled, outbox_mark_started
 
 logger = logging.getLogger(__name__)
 _running = threading.local()  # the handled marks of the outermost listener running in this thread
@@ -61,11 +64,17 @@ def _handled_marks() -> Iterator[list[tuple[str, str]]]:
 class ListenerTask(Task):
     def __call__(self, *args, **kwargs):
         envelope = _envelope_of(args, kwargs)
+        if envelope is not None and self._taken_from_broker():
+            _bookkeep(lambda: outbox_mark_started(event_id=envelope["event_id"], listener=self.name))
         with _handled_marks() as marks:
             result = super().__call__(*args, **kwargs)
             if envelope is not None:
                 marks.append((envelope["event_id"], self.name))
         return result
+
+    def _taken_from_broker(self) -> bool:
+        """Run by a worker (or `apply`), not called inline by a publisher (a direct call)."""
+        return not self.request.called_directly and getattr(_running, "marks", None) is None
 
     def on_retry(self, exc, task_id, args, kwargs, einfo) -> None:
         self._record_failure(exc, args, kwargs, park=False)

@@ -1,9 +1,10 @@
 """The transactional outbox: one row per (event, listener), written in the publisher's transaction.
 
-A row is the durable promise that its listener will run: dispatched at once on commit, re-dispatched by
-the relay if it is not handled in time (a crash before dispatch, a broker that was down or lost its
-queues, a worker that died), and marked handled by the listener when it succeeds. A listener that keeps
-failing is parked for an operator, never dropped.
+A row is the durable promise that its listener will run: dispatched at once on commit, marked started
+when a worker starts its task, re-dispatched by the relay if it is not started, or not handled, in time
+(a crash before dispatch, a broker that was down or lost its queues, a worker that died), and marked
+handled by the listener when it succeeds. A listener that keeps failing is parked for an operator, never
+dropped.
 """
 
 from django.db import models
@@ -19,6 +20,14 @@ class OutboxMessage(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     dispatched_at = models.DateTimeField(null=True, blank=True, help_text="Last sent to the broker.")
     dispatch_count = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last started by a worker (or retried): running since its last dispatch."
+    )
+    started_by = models.IntegerField(
+        null=True,
+        blank=True,
+        help_text="The PostgreSQL backend (pid) of the worker connection that started it: once gone, so is the run.",
+    )
     handled_at = models.DateTimeField(null=True, blank=True)
     failure_count = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
@@ -47,4 +56,10 @@ class OutboxMessage(models.Model):
             return "HANDLED"
         if self.parked_at:
             return "PARKED"
-        return "DISPATCHED" if self.dispatched_at else "WAITING"
+        if self.dispatched_at is None:
+            return "WAITING"
+        return "STARTED" if self.started_since_dispatch else "DISPATCHED"
+
+    @property
+    def started_since_dispatch(self) -> bool:
+        return self.started_at is not None and self.dispatched_at is not None and self.started_at >= self.dispatched_at

@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Task
 from django.db import DatabaseError
-from django.db.models import F, Q
+from django.db.models import F, Func, IntegerField, Q
 from django.utils import timezone
 
 from eventbus.events import DomainEvent
@@ -85,10 +85,12 @@ def run_inline(pending: Dispatch) -> None:
 def _send_and_mark(dispatches: Sequence[Dispatch], *, failure: str = "") -> None:
     """Send, and mark the rows sent dispatched; `failure`, the error of a run that failed here, is
     recorded on them as a listener's retry records its own (eventbus.outbox_mark_failed)."""
+    # Taken before sending, so that a worker that starts a task at once marks it started after this dispatch.
+    sending_at = timezone.now()
     sent = send_all(dispatches)
     if not sent:
         return
-    changes: dict[str, Any] = {"dispatched_at": timezone.now(), "dispatch_count": F("dispatch_count") + 1}
+    changes: dict[str, Any] = {"dispatched_at": sending_at, "dispatch_count": F("dispatch_count") + 1}
     if failure:
         changes |= {"failure_count": F("failure_count") + 1, "last_error": failure[:2000]}
     try:
@@ -96,6 +98,21 @@ def _send_and_mark(dispatches: Sequence[Dispatch], *, failure: str = "") -> None
     except DatabaseError:
         # The tasks are on their way; without the mark, the relay sends them once more (harmless).
         logger.warning("Could not mark %d outbox rows dispatched", len(sent), exc_info=True)
+
+
+def outbox_mark_started(*, event_id: str, listener: str) -> None:
+    """A worker starts the row's task: the relay leaves it alone until its time limit has passed, or until
+    the database connection that wrote this mark is gone (its worker died)."""
+    OutboxMessage.objects.filter(event_id=event_id, listener=listener, handled_at__isnull=True).update(
+        started_at=timezone.now(), started_by=BackendPid()
+    )
+
+
+class BackendPid(Func):
+    """The PostgreSQL backend serving this connection: it ends when the connection closes, with its process."""
+
+    template = "pg_backend_pid()"
+    output_field = IntegerField()
 
 
 def outbox_mark_handled(handled: Sequence[tuple[str, str]]) -> None:
@@ -109,9 +126,11 @@ def outbox_mark_handled(handled: Sequence[tuple[str, str]]) -> None:
 
 
 def outbox_mark_failed(*, event_id: str, listener: str, error: str, park: bool) -> None:
-    """A failed run: parked if it was the last, else a retry is on its way, which is a sign of life
-    (`dispatched_at` moves) so that the relay does not start a second chain of retries beside it."""
+    """A failed run: parked if it was the last, else a retry is on its way. The retry waits its backoff
+    in a worker, so the row counts as started (sent and started now): the relay leaves it to the task's
+    time limit, and does not start a second chain of retries beside it."""
     now = timezone.now()
     changes: dict[str, Any] = {"failure_count": F("failure_count") + 1, "last_error": error[:2000]}
-    changes |= {"parked_at": now} if park else {"dispatched_at": now}
+    # The retry is held by the worker process, not by this connection: no backend to watch.
+    changes |= {"parked_at": now} if park else {"dispatched_at": now, "started_at": now, "started_by": None}
     OutboxMessage.objects.filter(event_id=event_id, listener=listener, handled_at__isnull=True).update(**changes)

@@ -1,23 +1,18 @@
-"""The outbox relay, run by beat: sends again every listener task that was not dispatched, or not
-handled, in time. Listeners are idempotent, so a task sent twice changes nothing twice."""
+"""The outbox relay, run by beat: sends again every listener task that was not dispatched, whose message
+was lost, or whose run died (when: eventbus.resend). Listeners are idempotent, so a task sent twice
+changes nothing twice."""
 
 from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from eventbus.models import OutboxMessage
 from eventbus.outbox import Dispatch, send_all
-
-
-def _due(now) -> Q:
-    grace = timedelta(seconds=settings.OUTBOX_DISPATCH_GRACE_SECONDS)
-    not_sent = Q(dispatched_at__isnull=True, created_at__lt=now - grace)
-    not_handled = Q(dispatched_at__lt=now - timedelta(seconds=settings.OUTBOX_HANDLE_TIMEOUT_SECONDS))
-    return Q(handled_at__isnull=True, parked_at__isnull=True) & (not_sent | not_handled)
+from eventbus.resend import ResendRule
 
 
 def _claim(messages: list[OutboxMessage], now) -> list[Dispatch]:
@@ -57,9 +52,11 @@ def _send_claimed(dispatches: list[Dispatch]) -> int:
 
 def outbox_relay(*, batch: int = 500) -> int:
     """Dispatch what is due; returns how many tasks were sent. The rows are claimed in a short
-    transaction (SKIP LOCKED, so overlapping relays share the work) and sent after it commits."""
+    transaction (SKIP LOCKED, so overlapping relays share the work) and sent after it commits; the broker's
+    queues are read before it."""
+    rule = ResendRule.current()
     with transaction.atomic():
-        due = OutboxMessage.objects.select_for_update(skip_locked=True).filter(_due(timezone.now())).order_by("pk")
+        due = OutboxMessage.objects.select_for_update(skip_locked=True).filter(rule.due(timezone.now())).order_by("pk")
         dispatches = _claim(list(due[:batch]), timezone.now())
     return _send_claimed(dispatches)
 

@@ -190,11 +190,14 @@ EVENT_ROUTES_MODULE = "config.event_routes"
 # Listeners the routes mark inline run in the publishing worker after its commit; False sends every
 # listener through its queue (to scale the orders app's listeners apart from the steps, say).
 EVENTBUS_INLINE_LISTENERS = env.bool("EVENTBUS_INLINE_LISTENERS", default=True)
-# The outbox relay: an event's task not dispatched within the grace, or not handled within the timeout,
-# is sent again; after OUTBOX_MAX_DISPATCHES it is parked for an operator (admin).
+# The outbox relay (eventbus/resend.py): an event's task not dispatched within the dispatch grace, not started
+# within the start grace while nothing waits in its queue (lost), or started but not handled once its worker's
+# connection is gone or the longest listener time limit plus the margin has passed, is sent again; after
+# OUTBOX_MAX_DISPATCHES it is parked.
 OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=2.0)
 OUTBOX_DISPATCH_GRACE_SECONDS = env.float("OUTBOX_DISPATCH_GRACE_SECONDS", default=3.0)
-OUTBOX_HANDLE_TIMEOUT_SECONDS = env.float("OUTBOX_HANDLE_TIMEOUT_SECONDS", default=60.0)
+OUTBOX_START_GRACE_SECONDS = env.float("OUTBOX_START_GRACE_SECONDS", default=3.0)
+OUTBOX_HANDLE_MARGIN_SECONDS = env.float("OUTBOX_HANDLE_MARGIN_SECONDS", default=15.0)
 OUTBOX_MAX_DISPATCHES = env.int("OUTBOX_MAX_DISPATCHES", default=10)
 OUTBOX_RETENTION_HOURS = env.int("OUTBOX_RETENTION_HOURS", default=72)
 
@@ -208,7 +211,7 @@ DATA_PLATFORM_URL = env("DATA_PLATFORM_URL", default="") or None
 DATA_PLATFORM_TIMEOUT_SECONDS = env.float("DATA_PLATFORM_TIMEOUT_SECONDS", default=5.0)
 DATA_PLATFORM_MAX_ATTEMPTS = env.int("DATA_PLATFORM_MAX_ATTEMPTS", default=8)
 DATA_PLATFORM_BACKOFF_SECONDS = env.float("DATA_PLATFORM_BACKOFF_SECONDS", default=2.0)
-# Below OUTBOX_HANDLE_TIMEOUT_SECONDS, so that the relay never starts a second chain beside a waiting retry.
+# Below CELERY_TASK_TIME_LIMIT: the relay leaves a retrying row that long, never starting a second chain beside it.
 DATA_PLATFORM_BACKOFF_MAX_SECONDS = env.float("DATA_PLATFORM_BACKOFF_MAX_SECONDS", default=45.0)
 
 # Idempotency-Key (docs/api.md): keys are kept this long; a request waits this long for its key's first request.

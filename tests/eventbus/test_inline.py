@@ -53,6 +53,7 @@ def test_an_inline_listener_runs_in_the_publishing_process_after_the_commit_neve
     assert stock_step(order_id) == SUCCESS
     row = row_of(envelope)
     assert row.handled_at is not None and row.dispatched_at is None and row.dispatch_count == 0
+    assert row.started_at is None  # run inline: no start mark
     assert queued_tasks() == {}
 
 

@@ -46,15 +46,18 @@ def test_an_event_committed_but_never_dispatched_is_sent_by_the_relay(an_order, 
     assert violations(published_events) == []
 
 
-def test_messages_the_broker_lost_are_sent_again_once_their_handling_is_overdue(an_order, settings, published_events):
-    # given: the tasks were dispatched, then the broker lost its queues
+def test_messages_the_broker_lost_are_sent_again_once_their_start_grace_has_passed(
+    an_order, settings, published_events
+):
+    # given: the tasks were dispatched, then the broker lost its queues before any worker started them
     assert queued_messages() == 3
     app.control.purge()
-    assert OutboxMessage.objects.filter(dispatched_at__isnull=False, handled_at__isnull=True).count() == 3
+    assert OutboxMessage.objects.filter(dispatched_at__isnull=False, started_at__isnull=True).count() == 3
 
-    # when the relay runs within the handling timeout, nothing is sent; past it, all three are
+    # when the relay runs within the start grace, nothing is sent; past it, all three are
+    settings.OUTBOX_START_GRACE_SECONDS = 60
     assert outbox_relay() == 0
-    settings.OUTBOX_HANDLE_TIMEOUT_SECONDS = 0
+    settings.OUTBOX_START_GRACE_SECONDS = 0
     assert outbox_relay() == 3
 
     # then
@@ -72,7 +75,7 @@ def test_messages_the_broker_lost_are_sent_again_once_their_handling_is_overdue(
 
 def test_a_listener_that_is_never_handled_is_parked_after_too_many_dispatches(an_order, settings):
     # given a message sent again and again without ever being handled (its broker keeps losing it)
-    settings.OUTBOX_HANDLE_TIMEOUT_SECONDS = 0
+    settings.OUTBOX_START_GRACE_SECONDS = 0
     settings.OUTBOX_MAX_DISPATCHES = 3
     for _ in range(2):
         app.control.purge()

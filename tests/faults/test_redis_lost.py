@@ -45,7 +45,7 @@ def test_redis_flushed_between_two_steps(
     redis_client().flushdb()
 
     # then the relay sends the lost step again, and the sweep rebuilds the hash and decides, once
-    settings.OUTBOX_HANDLE_TIMEOUT_SECONDS = 0
+    settings.OUTBOX_START_GRACE_SECONDS = 0
     settings.SAGA_RECONCILE_AFTER_SECONDS = 0
     with running_worker(purge=False):
         assert outbox_relay() == 1  # the coupon step; the others were handled before the flush

@@ -1,5 +1,6 @@
 """A worker process killed in the middle of a task, before it acknowledged it: the task is delivered
-again (late acknowledgement, reject on worker lost) and takes effect once. A real prefork worker."""
+again (late acknowledgement, reject on worker lost) and takes effect once. A real prefork worker; and a
+threads worker killed whole, whose task the outbox relay sends again as soon as the worker is gone."""
 
 import os
 import signal
@@ -15,7 +16,10 @@ from apps.orders.consistency import violations
 from apps.orders.models import Order
 from apps.payments.models import Payment
 from common.queues import SAGA_GROUPS
-from tests.saga_worker import wait_for
+from eventbus.models import OutboxMessage
+from eventbus.relay import outbox_relay
+from tests.saga.conftest import settled
+from tests.saga_worker import running_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,8 +31,7 @@ def children_of(pid: int) -> list[int]:
     return [int(child) for child in children]
 
 
-@pytest.fixture
-def prefork_worker(transactional_db):
+def start_worker_process(pool: str) -> subprocess.Popen:
     """`celery -A config worker` in its own process, on this test's database and Redis, with a slow gateway."""
     db = connection.settings_dict
     env = {
@@ -39,10 +42,15 @@ def prefork_worker(transactional_db):
         "PAYMENT_LATENCY_MS": "3000",
     }
     command = [
-        str(Path(sys.executable).parent / "celery"), "-A", "config", "worker", "-P", "prefork", "-c", "1",
+        str(Path(sys.executable).parent / "celery"), "-A", "config", "worker", "-P", pool, "-c", "1",
         "--queue-groups", ",".join(SAGA_GROUPS), "--without-gossip", "--without-mingle", "-l", "warning",
     ]  # fmt: skip
-    worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@pytest.fixture
+def prefork_worker(transactional_db):
+    worker = start_worker_process("prefork")
     wait_for(lambda: children_of(worker.pid), timeout=30, message="the worker's pool process")
     yield worker
     worker.send_signal(signal.SIGTERM)
@@ -75,3 +83,37 @@ def test_a_worker_killed_while_paying_delivers_the_payment_again_and_pays_once(
     assert Payment.objects.filter(order_id=order_id).count() == 1
     assert Payment.objects.get(order_id=order_id).status == "COMPLETED"
     assert violations() == []
+
+
+def test_a_threads_worker_killed_while_paying_has_its_task_sent_again_by_the_relay_at_once(
+    transactional_db, make_user, make_product, place_order, settings
+):
+    # given a threads worker paying an order at a slow gateway (its task marked started)
+    worker = start_worker_process("threads")
+    try:
+        order_id = place_order(make_user(balance=50_000), [(make_product(price=10_000, stock=5).pk, 1)])
+        wait_for(lambda: Payment.objects.filter(order_id=order_id, status="READY").exists(), timeout=30)
+        payment = OutboxMessage.objects.get(order_id=order_id, listener="apps.payments.tasks.pay_task")
+        assert payment.state == "STARTED" and payment.started_by is not None
+
+        # when the whole worker dies (no pool process to reject its message: the broker holds it unacknowledged)
+        worker.kill()
+    finally:
+        worker.wait()
+    wait_for(lambda: not backend_alive(payment.started_by), message="the worker's database connection closed")
+
+    # then the relay sends the payment again at once, long before the time limit, and it is paid once
+    assert outbox_relay() >= 1
+    payment.refresh_from_db()
+    assert payment.dispatch_count == 2
+    settings.PAYMENT_LATENCY_MS = 0
+    with running_worker(purge=False):
+        settled(order_id, "COMPLETED")
+    assert Payment.objects.filter(order_id=order_id).count() == 1
+    assert violations() == []
+
+
+def backend_alive(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone() is not None

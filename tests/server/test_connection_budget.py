@@ -58,7 +58,13 @@ def test_the_projects_procfile_is_read_with_the_environments_pool():
         procfile, environ={"WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "6"}, default_concurrency=8
     )
 
-    assert {claim.name: claim.connections for claim in claims} == {"web": 8, "steps": 2, "flow": 2, "remote": 16, "beat": 0}
+    assert {claim.name: claim.connections for claim in claims} == {
+        "web": 8,
+        "steps": 2,
+        "flow": 2,
+        "remote": 16,
+        "beat": 0,
+    }
     assert others == []
     assert {claim.name: claim.connections for claim in scaled}["web"] == 18
 

@@ -1,0 +1,58 @@
+"""How many messages wait in a broker queue: what tells the relay a lost message from a backlog.
+
+On the Redis broker a queue is one list per priority step (kombu's Redis transport: the queue's name for
+the default priority, the name, a separator and the step for the others), so the depth of every queue is
+one pipelined round trip of LLENs. Any other broker answers None (unknown), and so does a Redis broker
+that cannot be reached: the relay then falls back to a grace that grows with each dispatch.
+"""
+
+import logging
+from collections.abc import Iterable
+from functools import lru_cache
+
+import redis
+from celery import current_app
+from kombu.transport.redis import PRIORITY_STEPS, Channel
+
+logger = logging.getLogger(__name__)
+
+REDIS_SCHEMES = ("redis://", "rediss://")
+TIMEOUT_SECONDS = 1.0  # the relay must not hang on a broker that does not answer
+
+
+def waiting_messages(queues: Iterable[str]) -> dict[str, int | None]:
+    """The number of messages waiting in each queue (not those a worker holds), or None if unknown."""
+    names = sorted(set(queues))
+    client = _redis_broker()
+    if client is None or not names:
+        return dict.fromkeys(names)
+    lists = [_priority_lists(queue) for queue in names]
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for name in (each for per_queue in lists for each in per_queue):
+                pipe.llen(name)
+            lengths = iter(pipe.execute())
+    except redis.RedisError:
+        logger.warning("Could not read the broker's queue lengths; the relay falls back to its growing grace")
+        return dict.fromkeys(names)
+    return {queue: sum(next(lengths) for _ in per_queue) for queue, per_queue in zip(names, lists, strict=True)}
+
+
+def _priority_lists(queue: str) -> list[str]:
+    options = current_app.conf.broker_transport_options or {}
+    prefix = options.get("global_keyprefix", "")
+    separator = options.get("sep", Channel.sep)
+    steps = options.get("priority_steps", PRIORITY_STEPS)
+    return [f"{prefix}{queue}{f'{separator}{step}' if step else ''}" for step in steps]
+
+
+def _redis_broker() -> redis.Redis | None:
+    url = current_app.conf.broker_url
+    if not isinstance(url, str) or not url.startswith(REDIS_SCHEMES) or ";" in url:  # ";": failover URLs
+        return None
+    return _client_for(url)
+
+
+@lru_cache(maxsize=4)
+def _client_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS)

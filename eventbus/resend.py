@@ -1,0 +1,109 @@
+"""When the relay sends a row's task again (docs/design.md §7).
+
+A row that was dispatched has been started since (by a worker, or a retry waiting in one) when its start
+mark is not older than its dispatch. A row is due:
+
+- never dispatched: OUTBOX_DISPATCH_GRACE_SECONDS after it was written (its process died before sending);
+- dispatched, not started since, and nothing waits in its queue: OUTBOX_START_GRACE_SECONDS after the
+  dispatch, since its message is neither waiting nor running: the broker lost it;
+- dispatched, not started since, and its queue holds messages: a backlog, which the workers reach in
+  their order; resending it would double the load when the fleet is busiest, so only after the started
+  timeout, as if it had started;
+- dispatched, not started since, and the broker cannot say how much waits: after a grace that doubles with
+  each dispatch, from OUTBOX_START_GRACE_SECONDS up to the started timeout;
+- started and not handled, by a worker whose database connection is gone (the start mark records its
+  backend): at once, since the worker died with the run (a crashed threads worker's tasks come back only
+  after the broker's visibility timeout otherwise);
+- started and not handled otherwise: once the started timeout has passed since its start mark, when its
+  task's hard time limit has certainly ended the run (its worker died unseen, or its retry was lost).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.db.models import BooleanField, F, Q
+from django.db.models.expressions import RawSQL
+
+from eventbus.listeners import ListenerTask
+from eventbus.models import OutboxMessage
+from eventbus.queue_depth import waiting_messages
+
+# The bound of a run when no listener task has a hard time limit.
+NO_TIME_LIMIT_SECONDS = 300.0
+# The connection that wrote the start mark is closed: its process ended (or, rarely, the connection was cut
+# and the run goes on: then it runs twice, which changes nothing twice).
+_STARTED_BY = f'"{OutboxMessage._meta.db_table}"."started_by"'
+WORKER_GONE = RawSQL(
+    f"{_STARTED_BY} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = {_STARTED_BY})",
+    (),
+    output_field=BooleanField(),
+)
+
+
+def started_timeout_seconds() -> float:
+    """How long after its start mark a task has certainly ended: the longest hard time limit of any
+    listener task, plus OUTBOX_HANDLE_MARGIN_SECONDS. (On a pool that cannot enforce the limit, threads
+    or gevent, the listeners keep to it by bounding their remote calls.)"""
+    default = current_app.conf.task_time_limit
+    limits = [task.time_limit or default for task in _listener_tasks().values()]
+    longest = max((limit for limit in limits if limit), default=NO_TIME_LIMIT_SECONDS)
+    return float(longest) + settings.OUTBOX_HANDLE_MARGIN_SECONDS
+
+
+@dataclass(frozen=True)
+class ResendRule:
+    started_timeout: float
+    idle_listeners: tuple[str, ...]  # their queue holds nothing waiting
+    busy_listeners: tuple[str, ...]  # their queue holds messages waiting
+
+    @classmethod
+    def current(cls) -> "ResendRule":
+        """The rule as the broker's queues stand now (one round trip to the broker)."""
+        queue_of = {name: _queue_of(task) for name, task in _listener_tasks().items()}
+        waiting = waiting_messages(queue_of.values())
+        return cls(
+            started_timeout=started_timeout_seconds(),
+            idle_listeners=tuple(sorted(name for name, queue in queue_of.items() if waiting[queue] == 0)),
+            busy_listeners=tuple(sorted(name for name, queue in queue_of.items() if waiting[queue])),
+        )
+
+    def due(self, now: datetime) -> Q:
+        started = Q(started_at__gte=F("dispatched_at"))
+        not_started = Q(dispatched_at__isnull=False) & (
+            Q(started_at__isnull=True) | Q(started_at__lt=F("dispatched_at"))
+        )
+        not_sent = Q(dispatched_at__isnull=True, created_at__lt=_ago(now, settings.OUTBOX_DISPATCH_GRACE_SECONDS))
+        run_over = started & (Q(started_at__lt=_ago(now, self.started_timeout)) | Q(WORKER_GONE))
+        lost = not_started & (
+            Q(listener__in=self.idle_listeners, dispatched_at__lt=_ago(now, settings.OUTBOX_START_GRACE_SECONDS))
+            | Q(listener__in=self.busy_listeners, dispatched_at__lt=_ago(now, self.started_timeout))
+            | (~Q(listener__in=self.idle_listeners + self.busy_listeners) & self._growing_grace_passed(now))
+        )
+        return Q(handled_at__isnull=True, parked_at__isnull=True) & (not_sent | run_over | lost)
+
+    def _growing_grace_passed(self, now: datetime) -> Q:
+        """Dispatched n times: OUTBOX_START_GRACE_SECONDS × 2^(n-1) since the last dispatch, at most the
+        started timeout."""
+        grace, dispatches, passed = settings.OUTBOX_START_GRACE_SECONDS, 1, Q()
+        while 0 < grace < self.started_timeout:
+            count = Q(dispatch_count__lte=dispatches) if dispatches == 1 else Q(dispatch_count=dispatches)
+            passed |= count & Q(dispatched_at__lt=_ago(now, grace))
+            grace, dispatches = grace * 2, dispatches + 1
+        count = Q() if dispatches == 1 else Q(dispatch_count__gte=dispatches)
+        return passed | (count & Q(dispatched_at__lt=_ago(now, min(max(grace, 0), self.started_timeout))))
+
+
+def _ago(now: datetime, seconds: float) -> datetime:
+    return now - timedelta(seconds=seconds)
+
+
+def _listener_tasks() -> dict[str, ListenerTask]:
+    return {name: task for name, task in current_app.tasks.items() if isinstance(task, ListenerTask)}
+
+
+def _queue_of(task: ListenerTask) -> str:
+    """The queue the task's messages go to, as Celery's router picks it."""
+    options = {"queue": task.queue} if getattr(task, "queue", None) else {}
+    return current_app.amqp.router.route(options, task.name, task_type=task)["queue"].name
