@@ -120,6 +120,7 @@ class Figures:
     fault_errors: list[str]
     recovery: list[dict[str, Any]]  # per fault: the orders in flight then, and when the last of them settled
     settle_seconds: dict[str, float | None]
+    compensation_seconds: dict[str, float | None]  # from an OrderFailed / OrderCanceled to its listeners' end
     late_orders: int  # settled later than the deadline plus the sweep interval (§5.5), for information
     late_by: dict[str, int]  # their final status and failure kind
     parked_outbox: int
@@ -190,6 +191,7 @@ def gather(
         fault_errors=faults.errors,
         recovery=per_fault,
         settle_seconds=settle,
+        compensation_seconds=_compensation_seconds(),
         late_orders=len(late),
         late_by=dict(Counter(f"{order['status']} {_failure_kind(order['failure_reason'])}" for order in late)),
         parked_outbox=OutboxMessage.objects.filter(parked_at__isnull=False, handled_at__isnull=True).count(),
@@ -200,6 +202,23 @@ def gather(
     )
     figures.problems = _problems(figures, load, faults)
     return figures, found, stuck
+
+
+def _compensation_seconds() -> dict[str, float | None]:
+    """How long after an order's OrderFailed or OrderCanceled was published each of its listeners (the
+    compensations, the payment's cancel, the rank, the platform) had done its work: p50, p95 and max over
+    every such row, so that lost messages show as a long tail."""
+    from eventbus.models import OutboxMessage
+
+    rows = OutboxMessage.objects.filter(
+        event_type__in=("OrderFailed", "OrderCanceled"), handled_at__isnull=False
+    ).values_list("created_at", "handled_at")
+    took = [(handled - created).total_seconds() for created, handled in rows]
+    return {
+        "p50": percentile(took, 0.5, digits=2),
+        "p95": percentile(took, 0.95, digits=2),
+        "max": round(max(took), 2) if took else None,
+    }
 
 
 def _took(order: dict[str, Any]) -> float | None:
@@ -246,7 +265,7 @@ def _problems(figures: Figures, load: Any, faults: Any) -> list[str]:
 
 
 def print_summary(figures: Figures) -> None:
-    settle = figures.settle_seconds
+    settle, compensated = figures.settle_seconds, figures.compensation_seconds
     lines = [
         "",
         "=== chaos run ===",
@@ -269,6 +288,8 @@ def print_summary(figures: Figures) -> None:
         f"({settle['after_load_end']} s after the last order); quiet {settle['quiet_after_last_fault']} s after it",
         f"per order         p50 {settle['order_p50']} s, p95 {settle['order_p95']} s, max {settle['order_max']} s "
         f"({figures.late_orders} took longer than deadline + sweep interval)",
+        f"compensations     done p50 {compensated['p50']} s, p95 {compensated['p95']} s, max {compensated['max']} s "
+        "after their OrderFailed / OrderCanceled",
         f"elapsed           {figures.elapsed_seconds} s",
     ]
     if figures.parked_outbox:
