@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
-from django.db import DatabaseError
-from django.db.models import F, Func, IntegerField, Q
+from django.db import DatabaseError, connection
+from django.db.models import F
 from django.utils import timezone
 
 from eventbus.events import DomainEvent
@@ -100,29 +100,33 @@ def _send_and_mark(dispatches: Sequence[Dispatch], *, failure: str = "") -> None
         logger.warning("Could not mark %d outbox rows dispatched", len(sent), exc_info=True)
 
 
+# Every listener task writes these two marks: written as SQL of fixed text, they cost a fraction of the ORM's
+# query building (bench/FINDINGS.md), and PostgreSQL prepares them once per connection.
+_TABLE = connection.ops.quote_name(OutboxMessage._meta.db_table)
+MARK_STARTED = (
+    f"UPDATE {_TABLE} SET started_at = %s, started_by = pg_backend_pid()"  # its backend ends with its connection
+    " WHERE event_id = %s AND listener = %s AND handled_at IS NULL"
+)
+MARK_HANDLED = (
+    f"UPDATE {_TABLE} SET handled_at = %s WHERE handled_at IS NULL"
+    " AND (event_id, listener) IN (SELECT * FROM unnest(%s::uuid[], %s::varchar[]))"
+)
+
+
 def outbox_mark_started(*, event_id: str, listener: str) -> None:
     """A worker starts the row's task: the relay leaves it alone until its time limit has passed, or until
     the database connection that wrote this mark is gone (its worker died)."""
-    OutboxMessage.objects.filter(event_id=event_id, listener=listener, handled_at__isnull=True).update(
-        started_at=timezone.now(), started_by=BackendPid()
-    )
-
-
-class BackendPid(Func):
-    """The PostgreSQL backend serving this connection: it ends when the connection closes, with its process."""
-
-    template = "pg_backend_pid()"
-    output_field = IntegerField()
+    with connection.cursor() as cursor:
+        cursor.execute(MARK_STARTED, [timezone.now(), event_id, listener])
 
 
 def outbox_mark_handled(handled: Sequence[tuple[str, str]]) -> None:
     """Mark the rows of these (event id, listener) pairs handled, in one statement."""
     if not handled:
         return
-    rows = Q()
-    for event_id, listener in handled:
-        rows |= Q(event_id=event_id, listener=listener)
-    OutboxMessage.objects.filter(rows, handled_at__isnull=True).update(handled_at=timezone.now())
+    event_ids, listeners = zip(*handled, strict=True)
+    with connection.cursor() as cursor:
+        cursor.execute(MARK_HANDLED, [timezone.now(), list(event_ids), list(listeners)])
 
 
 def outbox_mark_failed(*, event_id: str, listener: str, error: str, park: bool) -> None:

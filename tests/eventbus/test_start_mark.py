@@ -37,7 +37,7 @@ def run_counting_statements(order_id: int) -> list[str]:
 
 
 def start_marks(statements: list[str]) -> list[str]:
-    return [sql for sql in statements if sql.startswith("UPDATE") and '"started_at" =' in sql.split("WHERE")[0]]
+    return [sql for sql in statements if sql.startswith("UPDATE") and "started_at" in sql.split("WHERE")[0]]
 
 
 def test_a_task_marks_its_row_started_with_one_statement_and_its_inline_listeners_need_none(new_order, monkeypatch):
