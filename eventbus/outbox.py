@@ -135,6 +135,8 @@ def outbox_mark_failed(*, event_id: str, listener: str, error: str, park: bool) 
     time limit, and does not start a second chain of retries beside it."""
     now = timezone.now()
     changes: dict[str, Any] = {"failure_count": F("failure_count") + 1, "last_error": error[:2000]}
-    # The retry is held by the worker process, not by this connection: no backend to watch.
-    changes |= {"parked_at": now} if park else {"dispatched_at": now, "started_at": now, "started_by": None}
+    # The backend that marked the run started is left as it is: if its worker dies, the relay sends the task
+    # at once (a second copy beside the retry changes nothing twice); if the retry has started already, it
+    # is the retry's.
+    changes |= {"parked_at": now} if park else {"dispatched_at": now, "started_at": now}
     OutboxMessage.objects.filter(event_id=event_id, listener=listener, handled_at__isnull=True).update(**changes)

@@ -3,7 +3,7 @@
 On the Redis broker a queue is one list per priority step (kombu's Redis transport: the queue's name for
 the default priority, the name, a separator and the step for the others), so the depth of every queue is
 one pipelined round trip of LLENs. Any other broker answers None (unknown), and so does a Redis broker
-that cannot be reached: the relay then falls back to a grace that grows with each dispatch.
+that cannot be reached: the relay then waits for such a row as for a backlog.
 """
 
 import logging
@@ -33,7 +33,7 @@ def waiting_messages(queues: Iterable[str]) -> dict[str, int | None]:
                 pipe.llen(name)
             lengths = iter(pipe.execute())
     except redis.RedisError:
-        logger.warning("Could not read the broker's queue lengths; the relay falls back to its growing grace")
+        logger.warning("Could not read the broker's queue lengths; the relay waits as for a backlog")
         return dict.fromkeys(names)
     return {queue: sum(next(lengths) for _ in per_queue) for queue, per_queue in zip(names, lists, strict=True)}
 

@@ -32,8 +32,10 @@ def _claim(messages: list[OutboxMessage], now) -> list[Dispatch]:
         parked_at=now, last_error=f"not handled after {settings.OUTBOX_MAX_DISPATCHES} dispatches"
     )
     park.filter(pk__in=unknown).update(parked_at=now, last_error="no such listener task")
+    # The start mark is cleared with the claim, so that a mark written afterwards is this dispatch's: "started
+    # since dispatched" is then a mark that exists, never a comparison of two machines' clocks.
     OutboxMessage.objects.filter(pk__in=[d.message_id for d in dispatches]).update(
-        dispatched_at=now, dispatch_count=F("dispatch_count") + 1, parked_at=None
+        dispatched_at=now, dispatch_count=F("dispatch_count") + 1, parked_at=None, started_at=None, started_by=None
     )
     return dispatches
 

@@ -1,16 +1,14 @@
 """When the relay sends a row's task again (docs/design.md §7).
 
-A row that was dispatched has been started since (by a worker, or a retry waiting in one) when its start
-mark is not older than its dispatch. A row is due:
+A row has been started since its last dispatch when it has a start mark: the relay clears the mark when it
+claims a row, and a publisher's rows have none, so no two machines' clocks are ever compared. A row is due:
 
 - never dispatched: OUTBOX_DISPATCH_GRACE_SECONDS after it was written (its process died before sending);
 - dispatched, not started since, and nothing waits in its queue: OUTBOX_START_GRACE_SECONDS after the
   dispatch, since its message is neither waiting nor running: the broker lost it;
-- dispatched, not started since, and its queue holds messages: a backlog, which the workers reach in
-  their order; resending it would double the load when the fleet is busiest, so only after the started
-  timeout, as if it had started;
-- dispatched, not started since, and the broker cannot say how much waits: after a grace that doubles with
-  each dispatch, from OUTBOX_START_GRACE_SECONDS up to the started timeout;
+- dispatched, not started since, and its queue holds messages, or the broker cannot say (not Redis, or
+  unreachable): only after the started timeout, as if it had started, since it may be waiting its turn in
+  a backlog, and resending a backlog would double the load when the fleet is busiest;
 - started and not handled, by a worker whose database connection is gone (the start mark records its
   backend): at once, since the worker died with the run (a crashed threads worker's tasks come back only
   after the broker's visibility timeout otherwise);
@@ -23,7 +21,7 @@ from datetime import datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.db.models import BooleanField, F, Q
+from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 
 from eventbus.listeners import ListenerTask
@@ -55,8 +53,7 @@ def started_timeout_seconds() -> float:
 @dataclass(frozen=True)
 class ResendRule:
     started_timeout: float
-    idle_listeners: tuple[str, ...]  # their queue holds nothing waiting
-    busy_listeners: tuple[str, ...]  # their queue holds messages waiting
+    idle_listeners: tuple[str, ...]  # their queue holds nothing waiting (the others: a backlog, or unknown)
 
     @classmethod
     def current(cls) -> "ResendRule":
@@ -66,33 +63,18 @@ class ResendRule:
         return cls(
             started_timeout=started_timeout_seconds(),
             idle_listeners=tuple(sorted(name for name, queue in queue_of.items() if waiting[queue] == 0)),
-            busy_listeners=tuple(sorted(name for name, queue in queue_of.items() if waiting[queue])),
         )
 
     def due(self, now: datetime) -> Q:
-        started = Q(started_at__gte=F("dispatched_at"))
-        not_started = Q(dispatched_at__isnull=False) & (
-            Q(started_at__isnull=True) | Q(started_at__lt=F("dispatched_at"))
-        )
+        started = Q(started_at__isnull=False)
+        not_started = Q(dispatched_at__isnull=False, started_at__isnull=True)
         not_sent = Q(dispatched_at__isnull=True, created_at__lt=_ago(now, settings.OUTBOX_DISPATCH_GRACE_SECONDS))
         run_over = started & (Q(started_at__lt=_ago(now, self.started_timeout)) | Q(WORKER_GONE))
         lost = not_started & (
             Q(listener__in=self.idle_listeners, dispatched_at__lt=_ago(now, settings.OUTBOX_START_GRACE_SECONDS))
-            | Q(listener__in=self.busy_listeners, dispatched_at__lt=_ago(now, self.started_timeout))
-            | (~Q(listener__in=self.idle_listeners + self.busy_listeners) & self._growing_grace_passed(now))
+            | (~Q(listener__in=self.idle_listeners) & Q(dispatched_at__lt=_ago(now, self.started_timeout)))
         )
         return Q(handled_at__isnull=True, parked_at__isnull=True) & (not_sent | run_over | lost)
-
-    def _growing_grace_passed(self, now: datetime) -> Q:
-        """Dispatched n times: OUTBOX_START_GRACE_SECONDS × 2^(n-1) since the last dispatch, at most the
-        started timeout."""
-        grace, dispatches, passed = settings.OUTBOX_START_GRACE_SECONDS, 1, Q()
-        while 0 < grace < self.started_timeout:
-            count = Q(dispatch_count__lte=dispatches) if dispatches == 1 else Q(dispatch_count=dispatches)
-            passed |= count & Q(dispatched_at__lt=_ago(now, grace))
-            grace, dispatches = grace * 2, dispatches + 1
-        count = Q() if dispatches == 1 else Q(dispatch_count__gte=dispatches)
-        return passed | (count & Q(dispatched_at__lt=_ago(now, min(max(grace, 0), self.started_timeout))))
 
 
 def _ago(now: datetime, seconds: float) -> datetime:
