@@ -11,11 +11,11 @@ only: it is not part of the shop.
 from django.db import transaction
 from django.utils import timezone
 
-from apps.orders.events import OrderCompleted, OrderCreated, OrderLine
 from apps.orders.models import Order, OrderItem, OrderStatus
 from apps.orders.process import SUCCESS
 from apps.orders.services import OrderLineInput
 from apps.orders.services.creation import order_price
+from apps.orders.services.order_events import order_completed_event, order_created_event
 from apps.payments.gateway import get_gateway
 from apps.payments.models import Payment, PaymentStatus
 from common.errors import ApplicationError
@@ -33,10 +33,6 @@ class PaymentDeclined(ApplicationError):
     code = "payment_declined"
 
 
-def _lines(order: Order) -> tuple[OrderLine, ...]:
-    return tuple(OrderLine(item.product_id, item.quantity, item.unit_price) for item in order.created_items)
-
-
 def _taking_part(order: Order) -> list[Participant]:
     """The participants of the order's steps, in step-name order: two orders lock rows in one order."""
     return [participant for participant in participants() if participant.step in order.taking_part]
@@ -44,15 +40,7 @@ def _taking_part(order: Order) -> list[Participant]:
 
 def _run_steps(order: Order) -> None:
     """Each participant's step effect, as its saga step runs it."""
-    created = OrderCreated(
-        order_id=order.pk,
-        user_id=order.user_id,
-        user_coupon_id=order.user_coupon_id,
-        items=_lines(order),
-        total_price=order.total_price,
-        discount_price=order.discount_price,
-        participants=order.taking_part,
-    )
+    created = order_created_event(order, order.created_items)
     for participant in _taking_part(order):
         try:
             participant.effect(created)
@@ -63,18 +51,7 @@ def _run_steps(order: Order) -> None:
 
 def _confirm_steps(order: Order) -> None:
     """The settlements of participants that reserve first, as the saga runs them on OrderCompleted."""
-    completed = OrderCompleted(
-        order_id=order.pk,
-        user_id=order.user_id,
-        items=_lines(order),
-        gross_price=order.gross_price,
-        discount_price=order.discount_price,
-        total_price=order.total_price,
-        user_coupon_id=order.user_coupon_id,
-        created_at=order.created_at,
-        completed_at=order.completed_at,
-        participants=order.taking_part,
-    )
+    completed = order_completed_event(order, order.created_items)
     for participant in _taking_part(order):
         if participant.confirm is not None:
             participant.confirm(completed)

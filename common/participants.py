@@ -79,11 +79,6 @@ def participants_of(order: Any) -> tuple[str, ...]:
     return tuple(participant.step for participant in participants() if participant.applies_to(order))
 
 
-def always_taking_part() -> tuple[str, ...]:
-    """The steps every order runs: while one of them is pending, no decision needs to read the order."""
-    return tuple(participant.step for participant in participants() if participant.applies is None)
-
-
 @per_installed_apps
 def step_results() -> dict[type, tuple[str, bool]]:
     """Each result event's step and whether it reports success."""

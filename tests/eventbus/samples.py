@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from apps.orders.events import OrderCreated, OrderLine
 from common.app_hooks import app_modules
-from common.participants import always_taking_part, step_names
+from common.participants import participants, step_names
 from eventbus import DomainEvent
 
 
@@ -71,5 +71,6 @@ def sample_event(event_class: type[DomainEvent], *, optional_as_none: bool = Fal
     hints = typing.get_type_hints(event_class)
     values = {f.name: sample(hints[f.name], optional_as_none=optional_as_none) for f in dataclasses.fields(event_class)}
     if "participants" in values:
-        values["participants"] = always_taking_part() if optional_as_none else step_names()
+        every_order = tuple(each.step for each in participants() if each.applies is None)
+        values["participants"] = every_order if optional_as_none else step_names()
     return event_class(**values)

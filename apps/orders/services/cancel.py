@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from apps.orders.events import OrderCanceled
 from apps.orders.models import Order, OrderStatus
-from apps.orders.services.saga import order_fail, order_lines
+from apps.orders.services.order_events import lines_of
+from apps.orders.services.saga import order_fail
 from common.errors import ApplicationError
 from eventbus import publish
 
@@ -54,7 +55,7 @@ def _cancel_completed(*, order_id: int, reason: str) -> bool:
             order_id=order.pk,
             user_id=order.user_id,
             user_coupon_id=order.user_coupon_id,
-            items=order_lines(order),
+            items=lines_of(order.items.all()),
             total_price=order.total_price,
             completed_at=order.completed_at,
             canceled_at=order.canceled_at,

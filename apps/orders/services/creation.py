@@ -5,8 +5,8 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.coupons.selectors import usable_coupon_for_order
-from apps.orders.events import OrderCreated, OrderLine
 from apps.orders.models import Order, OrderItem
+from apps.orders.services.order_events import order_created_event
 from apps.products.selectors import products_for_order
 from common.errors import ApplicationError
 from common.participants import participants_of
@@ -115,16 +115,6 @@ def order_create(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: i
             OrderItem(order=order, product_id=product_id, quantity=quantity, unit_price=priced.unit_prices[product_id])
             for product_id, quantity in priced.quantities.items()
         )
-        publish(
-            OrderCreated(
-                order_id=order.pk,
-                user_id=user_id,
-                user_coupon_id=user_coupon_id,
-                items=tuple(OrderLine(item.product_id, item.quantity, item.unit_price) for item in items),
-                total_price=priced.total_price,
-                discount_price=priced.discount_price,
-                participants=order.taking_part,
-            )
-        )
+        publish(order_created_event(order, items))
     order.created_items = items  # what the API answers with, without reading it back
     return order

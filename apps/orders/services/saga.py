@@ -6,9 +6,10 @@ from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from apps.orders.events import OrderCompleted, OrderCompleteFailed, OrderFailed, OrderLine, OrderPaymentWaited
+from apps.orders.events import OrderCompleteFailed, OrderFailed, OrderPaymentWaited
 from apps.orders.models import Order, OrderStatus
 from apps.orders.process import FAILED, PENDING, SUCCESS, order_lock, read_steps, record_step
+from apps.orders.services.order_events import order_completed_event
 from common.participants import implied_steps, step_names
 from eventbus import publish
 
@@ -75,11 +76,6 @@ def _decide(order: Order, steps: dict[str, str], reasons: dict[str, str]) -> str
     return None
 
 
-def order_lines(order: Order) -> tuple[OrderLine, ...]:
-    """The order's items as events carry them."""
-    return tuple(OrderLine(item.product_id, item.quantity, item.unit_price) for item in order.items.all())
-
-
 @transaction.atomic
 def order_complete(*, order_id: int) -> bool:
     """The order is paid: COMPLETED and OrderCompleted, once. An order that can no longer be completed
@@ -91,20 +87,7 @@ def order_complete(*, order_id: int) -> bool:
     )
     order = Order.objects.prefetch_related("items").get(pk=order_id)
     if completed:
-        publish(
-            OrderCompleted(
-                order_id=order.pk,
-                user_id=order.user_id,
-                items=order_lines(order),
-                gross_price=order.gross_price,
-                discount_price=order.discount_price,
-                total_price=order.total_price,
-                user_coupon_id=order.user_coupon_id,
-                created_at=order.created_at,
-                completed_at=now,
-                participants=order.taking_part,
-            )
-        )
+        publish(order_completed_event(order, order.items.all()))
         return True
     if order.status in (OrderStatus.COMPLETED, OrderStatus.CANCELED):
         return False  # a repeated PaymentPaid (CANCELED: completed, then cancelled by its customer)
