@@ -11,7 +11,7 @@ from apps.orders.models import Order
 from apps.orders.services import order_record_step
 from common.participants import participant, step_names
 from common.steps import StepOutcome
-from eventbus.bus import as_listener
+from eventbus.bus import as_listener, dispatch
 from eventbus.events import event_from_envelope
 from eventbus.models import OutboxMessage
 from eventbus.routing import Listener
@@ -42,6 +42,19 @@ def run_every_step(order: Order) -> dict[str, StepOutcome]:
         if listener.wants(event):
             listener.task(envelope)
     return {step: participant(step).recorded_outcome(order_id=order.pk) for step in event.participants}
+
+
+def deliver_again(envelopes: list[dict], event_types: tuple[type, ...] | None = None) -> int:
+    """Send each envelope (of the given types, or all) to all its listeners again, through the broker;
+    returns the count."""
+    sent = 0
+    for envelope in envelopes:
+        event_class = type(event_from_envelope(envelope))
+        if event_types is None or event_class in event_types:
+            for listener in listeners_of(event_class):
+                dispatch(listener.task, envelope)
+                sent += 1
+    return sent
 
 
 def routes() -> dict:

@@ -7,27 +7,13 @@ import pytest
 
 from apps.orders.consistency import violations
 from apps.orders.events import OrderCreated, OrderFailed, OrderPaymentWaited
-from eventbus.bus import dispatch
-from eventbus.events import event_from_envelope
-from tests.participants import listeners_of
+from tests.participants import deliver_again, listeners_of
 from tests.saga.conftest import event_counts, settled, side_effects
 from tests.saga_worker import wait_until_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DECISIONS = ("OrderPaymentWaited", "OrderFailed", "OrderCompleted", "OrderCompleteFailed")
-
-
-def deliver_again(envelopes: list[dict], event_types: tuple[type, ...] | None = None) -> int:
-    """Send each envelope (of the given types, or all) to all its listeners again; returns the count."""
-    sent = 0
-    for envelope in envelopes:
-        event_class = type(event_from_envelope(envelope))
-        if event_types is None or event_class in event_types:
-            for listener in listeners_of(event_class):
-                dispatch(listener.task, envelope)
-                sent += 1
-    return sent
 
 
 @pytest.fixture

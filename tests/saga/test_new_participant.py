@@ -4,6 +4,8 @@ its route lines (tests/loyalty/routes.py). Nothing else in the shop knows of it,
 for its step, decides on it, recovers it after Redis lost it, and the API shows it; a real worker runs
 every saga here."""
 
+import random
+
 import pytest
 
 from apps.orders.consistency import violations
@@ -17,8 +19,9 @@ from config.celery import app
 from eventbus.models import OutboxMessage
 from tests.loyalty.models import EntryKind, PointsAccount, PointsEntry
 from tests.loyalty.services import points_account_open, points_for
-from tests.participants import all_steps, listeners_of, run_every_step
-from tests.saga.conftest import finished, settled
+from tests.participants import all_steps, deliver_again, listeners_of, run_every_step
+from tests.saga.conftest import finished, settled, side_effects
+from tests.saga_worker import wait_until_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -133,6 +136,29 @@ def test_cancelling_a_completed_order_takes_back_the_points_it_earned(
     settled(order_id, "CANCELED")
     assert ledger_of(order_id) == [EntryKind.RESERVE, EntryKind.EARN, EntryKind.REVOKE]
     assert account_of(user) == (0, 0)
+    assert violations(published_events) == []
+
+
+def test_its_saga_delivered_again_moves_no_point(
+    saga_worker, make_user, make_product, place_order, client_for, published_events, published_envelopes
+):
+    # given a completed order that earned points, then was cancelled (reserve, earn, revoke)
+    user = make_user(balance=100_000)
+    points_account_open(user_id=user.pk)
+    order_id = place_order(user, [(make_product(price=PRICE, stock=5).pk, 1)])
+    settled(order_id, "COMPLETED")
+    assert client_for(user).post(f"/api/v1/orders/{order_id}/cancel").status_code == 202
+    settled(order_id, "CANCELED")
+    before = (ledger_of(order_id), account_of(user), side_effects())
+    envelopes = list(published_envelopes)
+    random.Random(11).shuffle(envelopes)
+
+    # when every event of the saga is delivered again to every listener, in any order
+    assert deliver_again(envelopes) > 0
+    wait_until_idle()
+
+    # then nothing moves, its points included
+    assert (ledger_of(order_id), account_of(user), side_effects()) == before
     assert violations(published_events) == []
 
 
