@@ -1,8 +1,10 @@
 """Database helpers the ORM has no single statement for."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from django.db import connection, models
+from django.utils import timezone
 
 
 def insert_or_skip(instance: models.Model, *, unique: str | Sequence[str]) -> bool:
@@ -36,3 +38,26 @@ def insert_or_skip(instance: models.Model, *, unique: str | Sequence[str]) -> bo
     instance._state.adding = False
     instance._state.db = connection.alias
     return True
+
+
+def update_each(model: type[models.Model], *, key: str, field: str, values: Mapping[Any, int]) -> None:
+    """Set `field` of each row whose `key` is in `values` to that row's value, in one UPDATE ... FROM
+    unnest (the ORM has none); a field with auto_now is set as save() would set it. The values are integers
+    (balances, stock counts)."""
+    if not values:
+        return
+    meta = model._meta
+    quote = connection.ops.quote_name
+    key_column, value_column = quote(meta.get_field(key).column), quote(meta.get_field(field).column)
+    assignments = [f"{value_column} = new.value"]
+    parameters: list[Any] = []
+    for stamped in (f for f in meta.concrete_fields if getattr(f, "auto_now", False)):
+        assignments.append(f"{quote(stamped.column)} = %s")
+        parameters.append(timezone.now())
+    sql = (
+        f"UPDATE {quote(meta.db_table)} AS target SET {', '.join(assignments)}"
+        " FROM unnest(%s::bigint[], %s::bigint[]) AS new(key, value)"
+        f" WHERE target.{key_column} = new.key"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*parameters, list(values), list(values.values())])

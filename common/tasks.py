@@ -28,3 +28,8 @@ COMPENSATION_TASK_OPTIONS = {
     "autoretry_for": (Exception,),
     "max_retries": 6,
 }
+
+# A listener whose function takes any number of envelopes and handles them in one transaction, each order on
+# its own (eventbus.listeners): a worker's run also takes the listener's rows waiting in the outbox.
+BATCHED_LISTENER_TASK_OPTIONS = {**LISTENER_TASK_OPTIONS, "batched": True}
+BATCHED_COMPENSATION_TASK_OPTIONS = {**COMPENSATION_TASK_OPTIONS, "batched": True}

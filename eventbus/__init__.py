@@ -4,13 +4,13 @@ with a transactional outbox underneath so that no event is lost."""
 
 from eventbus.events import DomainEvent
 
-__all__ = ("DomainEvent", "publish")
+__all__ = ("DomainEvent", "publish", "publish_all")
 
 
 def __getattr__(name: str):
-    # `publish` needs the outbox model, which cannot be imported while Django loads this app.
-    if name == "publish":
-        from eventbus.bus import publish
+    # Publishing needs the outbox model, which cannot be imported while Django loads this app.
+    if name in ("publish", "publish_all"):
+        from eventbus import bus
 
-        return publish
+        return getattr(bus, name)
     raise AttributeError(name)

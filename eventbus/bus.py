@@ -23,27 +23,36 @@ from django.db import transaction
 from django.dispatch import Signal
 
 from eventbus.events import DomainEvent, envelope_of
-from eventbus.outbox import dispatch, dispatch_all, outbox_write
+from eventbus.outbox import Publication, dispatch, dispatch_all, outbox_write
 from eventbus.routing import Listener, as_listener, inline, only_if
 
-__all__ = ("as_listener", "connect_routes", "dispatch", "domain_event", "inline", "only_if", "publish")
+__all__ = ("as_listener", "connect_routes", "dispatch", "domain_event", "inline", "only_if", "publish", "publish_all")
 
 domain_event = Signal()  # sent with sender=<event class>, event=<instance>, envelope=<wire form>
 
 
 def publish(event: DomainEvent) -> dict[str, Any]:
     """Publish a domain event; returns its envelope."""
-    envelope = envelope_of(event)
-    responses = domain_event.send(sender=type(event), event=event, envelope=envelope)
-    listeners = [response for _, response in responses if isinstance(response, Listener)]
-    if listeners:
-        dispatches = outbox_write(event=event, envelope=envelope, listeners=listeners)
+    return publish_all([event])[0]
+
+
+def publish_all(events: Iterable[DomainEvent]) -> list[dict[str, Any]]:
+    """Publish several events, in order, writing all their outbox rows in one INSERT; returns their
+    envelopes."""
+    publications = []
+    for event in events:
+        envelope = envelope_of(event)
+        responses = domain_event.send(sender=type(event), event=event, envelope=envelope)
+        listeners = [response for _, response in responses if isinstance(response, Listener)]
+        publications.append(Publication(event=event, envelope=envelope, listeners=listeners))
+    if any(publication.listeners for publication in publications):
+        dispatches = outbox_write(publications)
 
         def dispatch_on_commit() -> None:  # a named function: Django logs a failing hook by its name
             dispatch_all(dispatches)
 
         transaction.on_commit(dispatch_on_commit, robust=True)
-    return envelope
+    return [publication.envelope for publication in publications]
 
 
 def listener_receiver(listener: Listener):

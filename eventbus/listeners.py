@@ -1,7 +1,11 @@
 """The base of every listener task: it marks its outbox row started, and closes it.
 
-A task a worker takes from the broker first marks its row started (one UPDATE; a redelivered task moves
-the mark), which tells the relay that its message was not lost. On success the row is marked handled, so
+A task a worker takes from the broker first marks its row started (one statement; a redelivered task moves
+the mark), which tells the relay that its message was not lost. A delivery whose row is handled already,
+or held by another transaction right now (claimed for a batch, being marked or resent), runs nothing. A
+batched listener's run also claims the listener's rows no worker has started and handles them all in one
+transaction (docs/design.md §8): each order keeps its own step record and events, and the deliveries of
+the claimed rows, when they come, find them handled. On success the row is marked handled, so
 the relay stops sending it. Listeners that run inline inside another listener's task
 (eventbus.bus.inline) hand their marks to that outermost task, which writes them all with its own in one
 statement when it ends, however it ends. An inline listener writes no start mark: its row is never
@@ -18,12 +22,26 @@ from contextlib import contextmanager
 from typing import Any
 
 from celery import Task
-from django.db import DatabaseError, InterfaceError, close_old_connections
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, close_old_connections, transaction
 
-from eventbus.outbox import outbox_mark_failed, outbox_mark_handled, outbox_mark_started
+from eventbus.outbox import (
+    dispatch,
+    outbox_claim_waiting,
+    outbox_mark_failed,
+    outbox_mark_handled,
+    outbox_mark_started,
+)
 
 logger = logging.getLogger(__name__)
 _running = threading.local()  # the handled marks of the outermost listener running in this thread
+
+
+def _send_again(task: Task, envelope: dict[str, Any]) -> None:
+    try:
+        dispatch(task, envelope)
+    except Exception:
+        logger.warning("Could not send %s again; the outbox relay will", task.name, exc_info=True)
 
 
 def _envelope_of(args: tuple, kwargs: dict) -> dict[str, Any] | None:
@@ -62,14 +80,51 @@ def _handled_marks() -> Iterator[list[tuple[str, str]]]:
 
 
 class ListenerTask(Task):
+    # A batched listener's function takes any number of envelopes, and handles them in one transaction
+    # (common.tasks.BATCHED_LISTENER_TASK_OPTIONS): a run taken from the broker also claims the listener's
+    # other rows no worker has started, up to LISTENER_BATCH_SIZE in all, never waiting for more.
+    batched = False
+
     def __call__(self, *args, **kwargs):
         envelope = _envelope_of(args, kwargs)
         if envelope is not None and self._taken_from_broker():
-            _bookkeep(lambda: outbox_mark_started(event_id=envelope["event_id"], listener=self.name))
+            if not self._start(envelope):
+                return None  # handled already (by a batch, or before a redelivery), or being handled now
+            if self.batched:
+                return self._run_batch(envelope)
         with _handled_marks() as marks:
             result = super().__call__(*args, **kwargs)
             if envelope is not None:
                 marks.append((envelope["event_id"], self.name))
+        return result
+
+    def _start(self, envelope: dict[str, Any]) -> bool:
+        """Mark the row started; False if this delivery has nothing to run. If the mark cannot be
+        written, the task runs: a repeat changes nothing the second time."""
+        needed = [True]
+
+        def mark() -> None:
+            needed[0] = outbox_mark_started(event_id=envelope["event_id"], listener=self.name)
+
+        _bookkeep(mark)
+        return needed[0]
+
+    def _run_batch(self, envelope: dict[str, Any]):
+        """Run the task for its own row and the claimed ones in one transaction that also marks them all
+        handled. If it fails, the claims roll back with the work, and the claimed rows' tasks are sent
+        again, since their own deliveries may have found them claimed and passed them by."""
+        claimed: list[dict[str, Any]] = []
+        with _handled_marks():  # the outermost listener: the inline listeners run after the commit add theirs
+            try:
+                with transaction.atomic():
+                    others = settings.LISTENER_BATCH_SIZE - 1
+                    claimed = outbox_claim_waiting(listener=self.name, limit=others) if others > 0 else []
+                    result = super().__call__(envelope, *claimed)
+                    outbox_mark_handled([(each["event_id"], self.name) for each in (envelope, *claimed)])
+            except BaseException:
+                for each in claimed:
+                    _send_again(self, each)
+                raise
         return result
 
     def _taken_from_broker(self) -> bool:

@@ -44,6 +44,12 @@ class OutboxMessage(models.Model):
                 condition=Q(handled_at__isnull=True, parked_at__isnull=True),
                 name="outbox_unhandled",
             ),
+            # What a batched listener claims: its rows no worker has started, oldest first.
+            models.Index(
+                fields=["listener", "id"],
+                condition=Q(handled_at__isnull=True, parked_at__isnull=True, started_at__isnull=True),
+                name="outbox_waiting",
+            ),
             models.Index(fields=["handled_at"], name="outbox_handled_at"),
         ]
 

@@ -1,5 +1,6 @@
 """Writing, dispatching and marking the outbox's rows (eventbus.models.OutboxMessage)."""
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,21 +26,29 @@ class Dispatch:
     inline: bool = False  # run in this process after the commit (eventbus.bus.inline)
 
 
-def outbox_write(*, event: DomainEvent, envelope: dict[str, Any], listeners: Sequence[Listener]) -> list[Dispatch]:
-    """One row per listener, all in one INSERT, in the caller's transaction."""
+@dataclass(frozen=True)
+class Publication:
+    event: DomainEvent
+    envelope: dict[str, Any]
+    listeners: Sequence[Listener]
+
+
+def outbox_write(publications: Sequence[Publication]) -> list[Dispatch]:
+    """One row per listener of each event, all in one INSERT, in the caller's transaction."""
+    wanted = [(publication, listener) for publication in publications for listener in publication.listeners]
     messages = OutboxMessage.objects.bulk_create(
         OutboxMessage(
-            event_id=envelope["event_id"],
-            event_type=envelope["event_type"],
+            event_id=publication.envelope["event_id"],
+            event_type=publication.envelope["event_type"],
             listener=listener.task.name,
-            order_id=getattr(event, "order_id", None),
-            envelope=envelope,
+            order_id=getattr(publication.event, "order_id", None),
+            envelope=publication.envelope,
         )
-        for listener in listeners
+        for publication, listener in wanted
     )
     return [
-        Dispatch(message_id=message.pk, task=listener.task, envelope=envelope, inline=listener.inline)
-        for message, listener in zip(messages, listeners, strict=True)
+        Dispatch(message_id=message.pk, task=listener.task, envelope=publication.envelope, inline=listener.inline)
+        for message, (publication, listener) in zip(messages, wanted, strict=True)
     ]
 
 
@@ -100,24 +109,59 @@ def _send_and_mark(dispatches: Sequence[Dispatch], *, failure: str = "") -> None
         logger.warning("Could not mark %d outbox rows dispatched", len(sent), exc_info=True)
 
 
-# Every listener task writes these two marks: written as SQL of fixed text, they cost a fraction of the ORM's
+# Every listener task writes these marks: written as SQL of fixed text, they cost a fraction of the ORM's
 # query building (bench/FINDINGS.md), and PostgreSQL prepares them once per connection.
 _TABLE = connection.ops.quote_name(OutboxMessage._meta.db_table)
-MARK_STARTED = (
-    f"UPDATE {_TABLE} SET started_at = %s, started_by = pg_backend_pid()"  # its backend ends with its connection
-    " WHERE event_id = %s AND listener = %s AND handled_at IS NULL"
+# A delivery passes a row by when it is handled already, or when another transaction holds it FOR UPDATE: a
+# batch that claimed it (and will handle it, or send it again if it fails), or the relay resending it. The
+# start mark asks for FOR KEY SHARE, the weakest row lock, which only FOR UPDATE blocks: the brief marks
+# other processes write (dispatched, handled, failed) are waited for, not taken for a claim. A row that does
+# not exist (pruned, or a task sent by hand) is run all the same. The mark names the backend of the
+# worker's connection, which ends with it.
+MARK_STARTED = f"""
+WITH target AS (
+    SELECT id FROM {_TABLE} WHERE event_id = %s AND listener = %s FOR KEY SHARE SKIP LOCKED
+), started AS (
+    UPDATE {_TABLE} AS marked SET started_at = %s, started_by = pg_backend_pid()
+    FROM target WHERE marked.id = target.id AND marked.handled_at IS NULL
+    RETURNING marked.id
 )
+SELECT EXISTS (SELECT 1 FROM started)
+    OR NOT EXISTS (SELECT 1 FROM {_TABLE} WHERE event_id = %s AND listener = %s)
+"""
 MARK_HANDLED = (
     f"UPDATE {_TABLE} SET handled_at = %s WHERE handled_at IS NULL"
     " AND (event_id, listener) IN (SELECT * FROM unnest(%s::uuid[], %s::varchar[]))"
 )
+# The listener's other rows that no worker has started (their messages wait in the queue, or were lost), oldest
+# first, skipping those another transaction holds: claimed in the caller's transaction, so they return to
+# waiting if it rolls back.
+CLAIM_WAITING = f"""
+UPDATE {_TABLE} SET started_at = %s, started_by = pg_backend_pid()
+WHERE id IN (
+    SELECT id FROM {_TABLE}
+    WHERE listener = %s AND handled_at IS NULL AND parked_at IS NULL AND started_at IS NULL
+    ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+)
+RETURNING envelope
+"""
 
 
-def outbox_mark_started(*, event_id: str, listener: str) -> None:
+def outbox_mark_started(*, event_id: str, listener: str) -> bool:
     """A worker starts the row's task: the relay leaves it alone until its time limit has passed, or until
-    the database connection that wrote this mark is gone (its worker died)."""
+    the database connection that wrote this mark is gone (its worker died). False: the row needs no run
+    from this delivery, since it was handled already or another transaction holds it."""
     with connection.cursor() as cursor:
-        cursor.execute(MARK_STARTED, [timezone.now(), event_id, listener])
+        cursor.execute(MARK_STARTED, [event_id, listener, timezone.now(), event_id, listener])
+        return cursor.fetchone()[0]
+
+
+def outbox_claim_waiting(*, listener: str, limit: int) -> list[dict[str, Any]]:
+    """Mark up to `limit` of the listener's waiting rows started by this connection; returns their
+    envelopes. Call inside the transaction that handles them and marks them handled."""
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIM_WAITING, [timezone.now(), listener, limit])
+        return [envelope if isinstance(envelope, dict) else json.loads(envelope) for (envelope,) in cursor.fetchall()]
 
 
 def outbox_mark_handled(handled: Sequence[tuple[str, str]]) -> None:

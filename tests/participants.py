@@ -46,11 +46,14 @@ def run_every_step(order: Order) -> dict[str, StepOutcome]:
 
 def deliver_again(envelopes: list[dict], event_types: tuple[type, ...] | None = None) -> int:
     """Send each envelope (of the given types, or all) to all its listeners again, through the broker;
-    returns the count."""
+    returns the count. Their outbox rows are first made unhandled, as if each worker had died after its
+    work but before its mark: a delivery of a handled row would run nothing, and the listeners' own
+    once-only records are what this tests."""
     sent = 0
     for envelope in envelopes:
         event_class = type(event_from_envelope(envelope))
         if event_types is None or event_class in event_types:
+            OutboxMessage.objects.filter(event_id=envelope["event_id"]).update(handled_at=None)
             for listener in listeners_of(event_class):
                 dispatch(listener.task, envelope)
                 sent += 1

@@ -1,3 +1,6 @@
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -6,9 +9,10 @@ from django.db.models import F
 from apps.balance.errors import BalanceLimitExceeded
 from apps.balance.events import BalanceRefunded, BalanceUsed, BalanceUseFailed
 from apps.balance.models import Balance, BalanceStep, BalanceTransaction, TransactionKind
+from common.db import update_each
 from common.errors import ApplicationError, NotFound
-from common.steps import StepOutcome, StepRejected, run_compensation, run_step
-from eventbus import publish
+from common.steps import StepOutcome, StepRejected, run_compensation, run_steps
+from eventbus import publish, publish_all
 
 
 def _record(*, user_id: int, kind: str, amount: int, order_id: int | None = None) -> BalanceTransaction:
@@ -35,31 +39,82 @@ def balance_charge(*, user_id: int, amount: int) -> int:
     return _record(user_id=user_id, kind=TransactionKind.CHARGE, amount=amount).balance_after
 
 
-def balance_use_apply(*, user_id: int, order_id: int, amount: int) -> None:
-    """The balance step's effect alone (no step record, no event); StepRejected if it cannot be taken."""
-    if amount <= 0:
-        raise StepRejected("the amount to use must be greater than 0")
-    if not Balance.objects.filter(user_id=user_id, amount__gte=amount).update(amount=F("amount") - amount):
-        raise StepRejected("insufficient balance")
-    _record(user_id=user_id, kind=TransactionKind.USE, amount=amount, order_id=order_id)
+@dataclass(frozen=True)
+class BalanceUse:
+    order_id: int
+    user_id: int
+    amount: int
 
 
-@transaction.atomic
-def balance_use(*, order_id: int, user_id: int, amount: int) -> StepOutcome:
-    """The balance step: take the order's total from the user's balance. Reports BalanceUsed or
-    BalanceUseFailed."""
-    outcome = run_step(
-        BalanceStep,
-        order_id=order_id,
-        apply=lambda: balance_use_apply(user_id=user_id, order_id=order_id, amount=amount),
+INSUFFICIENT_BALANCE = "insufficient balance"
+
+
+def balance_take(uses: Iterable[BalanceUse]) -> dict[int, str]:
+    """The balance step's effect for many orders at once (no step records, no events): each order's
+    amount leaves its user's balance, in order of order id, or the order is refused and left untouched.
+    Returns the refused orders' reasons. The users' balances are locked in one statement (by user id,
+    so that two batches never deadlock), then written in one and recorded in the ledger in one."""
+    uses = sorted(uses, key=lambda use: use.order_id)
+    refused = {use.order_id: "the amount to use must be greater than 0" for use in uses if use.amount <= 0}
+    taking = [use for use in uses if use.order_id not in refused]
+    balances = dict(
+        Balance.objects.select_for_update()
+        .filter(user_id__in={use.user_id for use in taking})
+        .order_by("user_id")
+        .values_list("user_id", "amount")
     )
-    if outcome.repeated:
-        return outcome  # reported when it was decided; the outbox delivers that report
+    ledger = []
+    for use in taking:
+        available = balances.get(use.user_id)
+        if available is None or available < use.amount:
+            refused[use.order_id] = INSUFFICIENT_BALANCE
+            continue
+        balances[use.user_id] = after = available - use.amount
+        ledger.append(
+            BalanceTransaction(
+                user_id=use.user_id,
+                kind=TransactionKind.USE,
+                amount=use.amount,
+                order_id=use.order_id,
+                balance_after=after,
+            )
+        )
+    if ledger:
+        update_each(Balance, key="user_id", field="amount", values={e.user_id: balances[e.user_id] for e in ledger})
+        BalanceTransaction.objects.bulk_create(ledger)
+    return refused
+
+
+def balance_use_apply(*, user_id: int, order_id: int, amount: int) -> None:
+    """The balance step's effect for one order; StepRejected if it cannot be taken."""
+    refused = balance_take([BalanceUse(order_id=order_id, user_id=user_id, amount=amount)])
+    if refused:
+        raise StepRejected(refused[order_id])
+
+
+@transaction.atomic(savepoint=False)
+def balance_use_many(uses: Iterable[BalanceUse]) -> dict[int, StepOutcome]:
+    """The balance step for many orders in one transaction: each order's total leaves its user's balance
+    once, and each order reports BalanceUsed or BalanceUseFailed on its own. Orders seen before are
+    reported repeated and publish nothing: they reported when they were decided, and the outbox delivers
+    that report."""
+    by_order = {use.order_id: use for use in uses}
+    outcomes = run_steps(
+        BalanceStep, order_ids=by_order, apply=lambda new: balance_take(by_order[order_id] for order_id in new)
+    )
+    publish_all(_report(by_order[order_id], outcome) for order_id, outcome in outcomes.items() if not outcome.repeated)
+    return outcomes
+
+
+def _report(use: BalanceUse, outcome: StepOutcome):
     if outcome.succeeded:
-        publish(BalanceUsed(order_id=order_id, user_id=user_id, amount=amount))
-    else:
-        publish(BalanceUseFailed(order_id=order_id, user_id=user_id, reason=outcome.reason))
-    return outcome
+        return BalanceUsed(order_id=use.order_id, user_id=use.user_id, amount=use.amount)
+    return BalanceUseFailed(order_id=use.order_id, user_id=use.user_id, reason=outcome.reason)
+
+
+def balance_use(*, order_id: int, user_id: int, amount: int) -> StepOutcome:
+    """The balance step for one order: take its total from the user's balance."""
+    return balance_use_many([BalanceUse(order_id=order_id, user_id=user_id, amount=amount)])[order_id]
 
 
 def _refund(order_id: int) -> BalanceTransaction:

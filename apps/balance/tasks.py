@@ -1,15 +1,15 @@
 from celery import shared_task
 
-from apps.balance.services import balance_refund, balance_use
+from apps.balance.services import BalanceUse, balance_refund, balance_use_many
 from apps.orders.events import OrderCanceled, OrderCreated, OrderFailed
-from common.tasks import COMPENSATION_TASK_OPTIONS, LISTENER_TASK_OPTIONS
+from common.tasks import BATCHED_LISTENER_TASK_OPTIONS, COMPENSATION_TASK_OPTIONS
 from eventbus.events import event_from_envelope
 
 
-@shared_task(**LISTENER_TASK_OPTIONS)
-def use_balance_task(envelope: dict) -> None:
-    event: OrderCreated = event_from_envelope(envelope)
-    balance_use(order_id=event.order_id, user_id=event.user_id, amount=event.total_price)
+@shared_task(**BATCHED_LISTENER_TASK_OPTIONS)
+def use_balance_task(*envelopes: dict) -> None:
+    events: list[OrderCreated] = [event_from_envelope(envelope) for envelope in envelopes]
+    balance_use_many(BalanceUse(order_id=e.order_id, user_id=e.user_id, amount=e.total_price) for e in events)
 
 
 @shared_task(**COMPENSATION_TASK_OPTIONS)

@@ -1,3 +1,4 @@
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -6,9 +7,10 @@ from django.db.models import F
 
 from apps.products.events import StockDeducted, StockDeductFailed, StockRestored
 from apps.products.models import MovementKind, Product, ProductStatus, Stock, StockMovement, StockStep
+from common.db import update_each
 from common.errors import ApplicationError, NotFound
-from common.steps import StepOutcome, StepRejected, run_compensation, run_step
-from eventbus import publish
+from common.steps import StepOutcome, StepRejected, run_compensation, run_steps
+from eventbus import publish, publish_all
 
 
 @dataclass(frozen=True)
@@ -44,34 +46,77 @@ def stock_add(*, product_id: int, quantity: int) -> int:
     return Stock.objects.get(product_id=product_id).quantity
 
 
-def stock_deduct_apply(*, order_id: int, lines: Iterable[StockLine]) -> None:
-    """The stock step's effect alone (no step record, no event): every line or, with StepRejected, none."""
-    # A fixed order (by product id) so that two orders locking the same rows never deadlock.
-    lines = sorted(lines, key=lambda item: item.product_id)
-    for line in lines:
-        taken = Stock.objects.filter(product_id=line.product_id, quantity__gte=line.quantity).update(
-            quantity=F("quantity") - line.quantity
-        )
-        if not taken:
-            raise StepRejected(f"insufficient stock for product {line.product_id}")
-    StockMovement.objects.bulk_create(
-        StockMovement(product_id=line.product_id, kind=MovementKind.DEDUCT, delta=-line.quantity, order_id=order_id)
-        for line in lines
+@dataclass(frozen=True)
+class StockTake:
+    order_id: int
+    lines: tuple[StockLine, ...]
+
+
+def stock_take(orders: Iterable[StockTake]) -> dict[int, str]:
+    """The stock step's effect for many orders at once (no step records, no events): every line of an
+    order or, if one product is short, none of them; orders in order of order id. Returns the refused
+    orders' reasons. The products' stock is locked in one statement (by product id, so that two batches
+    never deadlock), then written in one, and the movements recorded in one."""
+    orders = sorted(orders, key=lambda order: order.order_id)
+    product_ids = {line.product_id for order in orders for line in order.lines}
+    stock = dict(
+        Stock.objects.select_for_update()
+        .filter(product_id__in=product_ids)
+        .order_by("product_id")
+        .values_list("product_id", "quantity")
     )
+    refused, movements = {}, []
+    for order in orders:
+        needed = Counter()
+        for line in order.lines:
+            needed[line.product_id] += line.quantity
+        short = next((pid for pid in sorted(needed) if stock.get(pid, -1) < needed[pid]), None)
+        if short is not None:
+            refused[order.order_id] = f"insufficient stock for product {short}"
+            continue
+        for product_id, quantity in needed.items():
+            stock[product_id] -= quantity
+        movements += [
+            StockMovement(
+                product_id=line.product_id, kind=MovementKind.DEDUCT, delta=-line.quantity, order_id=order.order_id
+            )
+            for line in order.lines
+        ]
+    if movements:
+        update_each(
+            Stock, key="product_id", field="quantity", values={m.product_id: stock[m.product_id] for m in movements}
+        )
+        StockMovement.objects.bulk_create(movements)
+    return refused
 
 
-@transaction.atomic
+def stock_deduct_apply(*, order_id: int, lines: Iterable[StockLine]) -> None:
+    """The stock step's effect for one order: every line or, with StepRejected, none."""
+    refused = stock_take([StockTake(order_id=order_id, lines=tuple(lines))])
+    if refused:
+        raise StepRejected(refused[order_id])
+
+
+@transaction.atomic(savepoint=False)
+def stock_deduct_many(orders: Iterable[StockTake]) -> dict[int, StepOutcome]:
+    """The stock step for many orders in one transaction: all lines of an order or none, each order
+    taking its units once and reporting StockDeducted or StockDeductFailed on its own. Orders seen before
+    are reported repeated and publish nothing (the outbox delivers the report of their decision)."""
+    by_order = {order.order_id: order for order in orders}
+    outcomes = run_steps(StockStep, order_ids=by_order, apply=lambda new: stock_take(by_order[i] for i in new))
+    publish_all(
+        StockDeducted(order_id=order_id)
+        if outcome.succeeded
+        else StockDeductFailed(order_id=order_id, reason=outcome.reason)
+        for order_id, outcome in outcomes.items()
+        if not outcome.repeated
+    )
+    return outcomes
+
+
 def stock_deduct(*, order_id: int, lines: Iterable[StockLine]) -> StepOutcome:
-    """The stock step: all lines or none. Reports StockDeducted or StockDeductFailed."""
-    lines = tuple(lines)
-    outcome = run_step(StockStep, order_id=order_id, apply=lambda: stock_deduct_apply(order_id=order_id, lines=lines))
-    if outcome.repeated:
-        return outcome  # reported when it was decided; the outbox delivers that report
-    if outcome.succeeded:
-        publish(StockDeducted(order_id=order_id))
-    else:
-        publish(StockDeductFailed(order_id=order_id, reason=outcome.reason))
-    return outcome
+    """The stock step for one order: all lines or none."""
+    return stock_deduct_many([StockTake(order_id=order_id, lines=tuple(lines))])[order_id]
 
 
 def _restore_all(order_id: int) -> None:

@@ -4,16 +4,18 @@ from celery import shared_task
 
 from apps.orders.events import OrderCanceled, OrderCompleted, OrderCreated, OrderFailed
 from apps.products.rank import rank_add_order, rank_remove_order
-from apps.products.services import StockLine, stock_deduct, stock_restore
-from common.tasks import COMPENSATION_TASK_OPTIONS, LISTENER_TASK_OPTIONS
+from apps.products.services import StockLine, StockTake, stock_deduct_many, stock_restore
+from common.tasks import BATCHED_LISTENER_TASK_OPTIONS, COMPENSATION_TASK_OPTIONS, LISTENER_TASK_OPTIONS
 from eventbus.events import event_from_envelope
 
 
-@shared_task(**LISTENER_TASK_OPTIONS)
-def deduct_stock_task(envelope: dict) -> None:
-    event: OrderCreated = event_from_envelope(envelope)
-    lines = [StockLine(product_id=item.product_id, quantity=item.quantity) for item in event.items]
-    stock_deduct(order_id=event.order_id, lines=lines)
+@shared_task(**BATCHED_LISTENER_TASK_OPTIONS)
+def deduct_stock_task(*envelopes: dict) -> None:
+    events: list[OrderCreated] = [event_from_envelope(envelope) for envelope in envelopes]
+    stock_deduct_many(
+        StockTake(order_id=e.order_id, lines=tuple(StockLine(item.product_id, item.quantity) for item in e.items))
+        for e in events
+    )
 
 
 @shared_task(**COMPENSATION_TASK_OPTIONS)

@@ -200,6 +200,9 @@ OUTBOX_START_GRACE_SECONDS = env.float("OUTBOX_START_GRACE_SECONDS", default=3.0
 OUTBOX_HANDLE_MARGIN_SECONDS = env.float("OUTBOX_HANDLE_MARGIN_SECONDS", default=15.0)
 OUTBOX_MAX_DISPATCHES = env.int("OUTBOX_MAX_DISPATCHES", default=10)
 OUTBOX_RETENTION_HOURS = env.int("OUTBOX_RETENTION_HOURS", default=72)
+# A batched listener's run (eventbus.listeners) handles at most this many rows in one transaction: the bound
+# on how long it holds the rows it locks (one product's stock, say). 1 turns batches off.
+LISTENER_BATCH_SIZE = env.int("LISTENER_BATCH_SIZE", default=20)
 
 PAYMENT_GATEWAY = env("PAYMENT_GATEWAY", default="apps.payments.gateway.SimulatedGateway")
 PAYMENT_DECLINE_RATE = env.float("PAYMENT_DECLINE_RATE", default=0.0)
