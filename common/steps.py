@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from common.db import insert_or_skip
-
 
 class StepState(models.TextChoices):
     APPLIED = "APPLIED"
@@ -73,64 +71,71 @@ def _outcome_of(record: OrderStepRecord, *, repeated: bool) -> StepOutcome:
     return StepOutcome(succeeded=False, reason=reason, repeated=repeated)
 
 
-def _claim(model: type[OrderStepRecord], order_id: int, state: str, reason: str = ""):
-    """Insert the order's record, or lock and return the existing one. Returns (record, created)."""
-    record = model(order_id=order_id, state=state, reason=reason)
-    if insert_or_skip(record, unique="order_id"):
-        return record, True
-    return model.objects.select_for_update().get(order_id=order_id), False
+def _insert_new(model: type[OrderStepRecord], order_ids: list[int], state: str, reason: str = "") -> set[int]:
+    """One INSERT of a record in `state` for each order that has none; returns the orders inserted. The
+    orders are inserted in order of id, so that two batches never deadlock."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_table(model)} (order_id, state, reason, created_at, updated_at)"
+            " SELECT id, %s, %s, %s, %s FROM unnest(%s::bigint[]) AS id ORDER BY id"
+            " ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
+            [state, reason, now, now, order_ids],
+        )
+        return {order_id for (order_id,) in cursor.fetchall()}
 
 
-def run_step(model: type[OrderStepRecord], *, order_id: int, apply: Callable[[], None]) -> StepOutcome:
-    """Run `apply` once per order. Call inside `transaction.atomic()`, with the result event published
-    in the same transaction so it leaves only if the record commits."""
-    record, created = _claim(model, order_id, StepState.APPLIED)
-    if not created:
-        return _outcome_of(record, repeated=True)
-    try:
-        with transaction.atomic():
-            apply()
-    except StepRejected as rejection:
-        record.state = StepState.REJECTED
-        record.reason = rejection.reason[:255]
-        record.save(update_fields=["state", "reason", "updated_at"])
-    return _outcome_of(record, repeated=False)
+def _set_states(model: type[OrderStepRecord], state: str, reasons: Mapping[int, str]) -> None:
+    """One UPDATE moving each order's record to `state` with its reason."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_table(model)} AS record SET state = %s, reason = given.reason, updated_at = %s"
+            " FROM unnest(%s::bigint[], %s::varchar[]) AS given(order_id, reason)"
+            " WHERE record.order_id = given.order_id",
+            [state, timezone.now(), list(reasons), [reason[:255] for reason in reasons.values()]],
+        )
+
+
+def _table(model: type[OrderStepRecord]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
 
 def run_steps(
     model: type[OrderStepRecord], *, order_ids: Collection[int], apply: Callable[[list[int]], Mapping[int, str]]
 ) -> dict[int, StepOutcome]:
-    """`run_step` for many orders in a few statements, whatever their number: one INSERT claims the
-    records of the orders this participant has not seen; `apply(new_order_ids)` takes effect for each of
-    them it does not refuse and returns the refused ones' reasons ({order id: reason}: a refused order
-    must be left with no effect); one UPDATE records the refusals. The orders seen before are reported
-    as their records say, repeated. Call inside `transaction.atomic()`."""
-    ordered = sorted(set(order_ids))  # one order of inserts, so that two batches never deadlock
-    now = timezone.now()
-    table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (order_id, state, reason, created_at, updated_at)"
-            " SELECT id, %s, '', %s, %s FROM unnest(%s::bigint[]) AS id ORDER BY id"
-            " ON CONFLICT (order_id) DO NOTHING RETURNING order_id",
-            [StepState.APPLIED, now, now, ordered],
-        )
-        new = sorted(order_id for (order_id,) in cursor.fetchall())
-        refused = {order_id: reason[:255] for order_id, reason in apply(new).items()} if new else {}
-        if refused:
-            cursor.execute(
-                f"UPDATE {table} AS record SET state = %s, reason = refused.reason, updated_at = %s"
-                " FROM unnest(%s::bigint[], %s::varchar[]) AS refused(order_id, reason)"
-                " WHERE record.order_id = refused.order_id",
-                [StepState.REJECTED, now, list(refused), list(refused.values())],
-            )
+    """Run a step once per order, for many orders in a few statements whatever their number: one INSERT
+    claims the records of the orders this participant has not seen; `apply(new_order_ids)` takes effect
+    for each of them it does not refuse and returns the refused ones' reasons ({order id: reason}: a
+    refused order must be left with no effect); one UPDATE records the refusals. The orders seen before
+    are reported as their records say, repeated. Call inside `transaction.atomic()`, with the result
+    events published in the same transaction so that they leave only if the records commit."""
+    ordered = sorted(set(order_ids))
+    new = _insert_new(model, ordered, StepState.APPLIED)
+    refused = {order_id: reason[:255] for order_id, reason in apply(sorted(new)).items()} if new else {}
+    if refused:
+        _set_states(model, StepState.REJECTED, refused)
     outcomes = {
         order_id: StepOutcome(succeeded=order_id not in refused, reason=refused.get(order_id, "")) for order_id in new
     }
-    seen_before = [order_id for order_id in ordered if order_id not in outcomes]
+    seen_before = [order_id for order_id in ordered if order_id not in new]
     for record in model.objects.filter(order_id__in=seen_before) if seen_before else ():
         outcomes[record.order_id] = _outcome_of(record, repeated=True)
     return outcomes
+
+
+def run_step(model: type[OrderStepRecord], *, order_id: int, apply: Callable[[], None]) -> StepOutcome:
+    """Run `apply` once for the order; it raises StepRejected to refuse, and what it did before is then
+    rolled back. Call inside `transaction.atomic()`, as `run_steps`."""
+
+    def refusal(new: list[int]) -> dict[int, str]:
+        try:
+            with transaction.atomic():
+                apply()
+        except StepRejected as rejection:
+            return {order_id: rejection.reason}
+        return {}
+
+    return run_steps(model, order_ids=[order_id], apply=refusal)[order_id]
 
 
 def run_confirmation(model: type[OrderStepRecord], *, order_id: int, confirm: Callable[[], None]) -> bool:
@@ -145,6 +150,43 @@ def run_confirmation(model: type[OrderStepRecord], *, order_id: int, confirm: Ca
     return True
 
 
+def run_compensations(
+    model: type[OrderStepRecord],
+    *,
+    order_ids: Collection[int],
+    undo: Callable[[list[int]], None],
+    undo_confirmed: Callable[[list[int]], None] | None = None,
+) -> list[int]:
+    """Undo the step of each order whose record says it took effect, once, for many orders in a few
+    statements: one INSERT leaves a tombstone for each order whose step never ran (so that a late step
+    is refused); one statement locks the records of the others that took effect; `undo(applied)` undoes
+    the applied ones and `undo_confirmed(confirmed)` those settled by their confirm (a participant that
+    confirms must say how to undo a settled step); one UPDATE records them all COMPENSATED. Returns the
+    orders this call undid. Call inside `transaction.atomic()`."""
+    ordered = sorted(set(order_ids))
+    tombstoned = _insert_new(model, ordered, StepState.COMPENSATED, reason="compensated before the step ran")
+    others = [order_id for order_id in ordered if order_id not in tombstoned]
+    took_effect = dict(
+        model.objects.select_for_update()
+        .filter(order_id__in=others, state__in=(StepState.APPLIED, StepState.CONFIRMED))
+        .order_by("order_id")
+        .values_list("order_id", "state")
+        if others
+        else ()
+    )
+    applied = [order_id for order_id, state in took_effect.items() if state == StepState.APPLIED]
+    confirmed = [order_id for order_id, state in took_effect.items() if state == StepState.CONFIRMED]
+    if confirmed and undo_confirmed is None:
+        raise TypeError(f"{model.__name__} of orders {confirmed} is confirmed: its undo needs undo_confirmed")
+    if applied:
+        undo(applied)
+    if confirmed:
+        undo_confirmed(confirmed)
+    if took_effect:
+        _set_states(model, StepState.COMPENSATED, dict.fromkeys(took_effect, "compensated"))
+    return sorted(took_effect)
+
+
 def run_compensation(
     model: type[OrderStepRecord],
     *,
@@ -152,21 +194,15 @@ def run_compensation(
     undo: Callable[[], None],
     undo_confirmed: Callable[[], None] | None = None,
 ) -> bool:
-    """Undo the order's step if, and only if, this participant's record says it took effect: `undo` for
-    a step applied, `undo_confirmed` for one already settled by its confirm (a participant that confirms
-    must say how to undo a settled step). Returns True when this call undid something. Call inside
-    `transaction.atomic()`."""
-    record, created = _claim(model, order_id, StepState.COMPENSATED, reason="compensated before the step ran")
-    if created or record.state not in (StepState.APPLIED, StepState.CONFIRMED):
-        return False
-    if record.state == StepState.CONFIRMED:
-        if undo_confirmed is None:
-            raise TypeError(f"{model.__name__} of order {order_id} is confirmed: its undo needs undo_confirmed")
-        undo_confirmed()
-    else:
-        undo()
-    _move(record, StepState.COMPENSATED, "compensated")
-    return True
+    """`run_compensations` for one order, its undos given without arguments; True when this call undid
+    something."""
+    undone = run_compensations(
+        model,
+        order_ids=[order_id],
+        undo=lambda _: undo(),
+        undo_confirmed=None if undo_confirmed is None else lambda _: undo_confirmed(),
+    )
+    return bool(undone)
 
 
 def _move(record: OrderStepRecord, state: str, reason: str) -> None:

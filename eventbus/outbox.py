@@ -134,10 +134,10 @@ MARK_HANDLED = (
     " AND (event_id, listener) IN (SELECT * FROM unnest(%s::uuid[], %s::varchar[]))"
 )
 # The listener's other rows that no worker has started (their messages wait in the queue, or were lost), oldest
-# first, skipping those another transaction holds: claimed in the caller's transaction, so they return to
-# waiting if it rolls back.
+# first, skipping those another transaction holds: claimed and marked handled in the caller's transaction,
+# so they count as handled only if it commits, and return to waiting if it rolls back.
 CLAIM_WAITING = f"""
-UPDATE {_TABLE} SET started_at = %s, started_by = pg_backend_pid()
+UPDATE {_TABLE} SET started_at = %s, started_by = pg_backend_pid(), handled_at = %s
 WHERE id IN (
     SELECT id FROM {_TABLE}
     WHERE listener = %s AND handled_at IS NULL AND parked_at IS NULL AND started_at IS NULL
@@ -157,10 +157,11 @@ def outbox_mark_started(*, event_id: str, listener: str) -> bool:
 
 
 def outbox_claim_waiting(*, listener: str, limit: int) -> list[dict[str, Any]]:
-    """Mark up to `limit` of the listener's waiting rows started by this connection; returns their
-    envelopes. Call inside the transaction that handles them and marks them handled."""
+    """Claim up to `limit` of the listener's waiting rows for this connection, marked handled; returns
+    their envelopes. Call inside the transaction that handles them."""
+    now = timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(CLAIM_WAITING, [timezone.now(), listener, limit])
+        cursor.execute(CLAIM_WAITING, [now, now, listener, limit])
         return [envelope if isinstance(envelope, dict) else json.loads(envelope) for (envelope,) in cursor.fetchall()]
 
 

@@ -11,8 +11,8 @@ from apps.balance.events import BalanceRefunded, BalanceUsed, BalanceUseFailed
 from apps.balance.models import Balance, BalanceStep, BalanceTransaction, TransactionKind
 from common.db import update_each
 from common.errors import ApplicationError, NotFound
-from common.steps import StepOutcome, StepRejected, run_compensation, run_steps
-from eventbus import publish, publish_all
+from common.steps import StepOutcome, StepRejected, run_compensations, run_steps
+from eventbus import publish_all
 
 
 def _record(*, user_id: int, kind: str, amount: int, order_id: int | None = None) -> BalanceTransaction:
@@ -117,20 +117,51 @@ def balance_use(*, order_id: int, user_id: int, amount: int) -> StepOutcome:
     return balance_use_many([BalanceUse(order_id=order_id, user_id=user_id, amount=amount)])[order_id]
 
 
-def _refund(order_id: int) -> BalanceTransaction:
-    use = BalanceTransaction.objects.get(order_id=order_id, kind=TransactionKind.USE)
-    Balance.objects.filter(user_id=use.user_id).update(amount=F("amount") + use.amount)
-    return _record(user_id=use.user_id, kind=TransactionKind.REFUND, amount=use.amount, order_id=order_id)
+def _refund_all(order_ids: list[int]) -> list[BalanceTransaction]:
+    """Give each order back what its USE took: the users' balances locked in one statement (by user id),
+    written in one, and the refunds recorded in one."""
+    uses = list(
+        BalanceTransaction.objects.filter(order_id__in=order_ids, kind=TransactionKind.USE).order_by("order_id")
+    )
+    missing = set(order_ids) - {use.order_id for use in uses}
+    if missing:
+        raise LookupError(f"balance steps applied without a USE in the ledger: orders {sorted(missing)}")
+    balances = dict(
+        Balance.objects.select_for_update()
+        .filter(user_id__in={use.user_id for use in uses})
+        .order_by("user_id")
+        .values_list("user_id", "amount")
+    )
+    refunds = []
+    for use in uses:
+        balances[use.user_id] = after = balances[use.user_id] + use.amount
+        refunds.append(
+            BalanceTransaction(
+                user_id=use.user_id,
+                kind=TransactionKind.REFUND,
+                amount=use.amount,
+                order_id=use.order_id,
+                balance_after=after,
+            )
+        )
+    update_each(Balance, key="user_id", field="amount", values={r.user_id: balances[r.user_id] for r in refunds})
+    return BalanceTransaction.objects.bulk_create(refunds)
 
 
-@transaction.atomic
-def balance_refund(*, order_id: int) -> bool:
-    """Compensation: give back what this order's balance step took, if it took anything. Once.
+@transaction.atomic(savepoint=False)
+def balance_refund_many(order_ids: Iterable[int]) -> list[int]:
+    """Compensation, for many orders in one transaction: give back what each order's balance step took,
+    if it took anything, once per order; each refund reports BalanceRefunded. Returns the orders refunded.
 
     A refund is owed money, so it is not held to the charge limit."""
     refunds: list[BalanceTransaction] = []
-    refunded = run_compensation(BalanceStep, order_id=order_id, undo=lambda: refunds.append(_refund(order_id)))
-    if refunded:
-        refund = refunds[0]
-        publish(BalanceRefunded(order_id=order_id, user_id=refund.user_id, amount=refund.amount))
+    refunded = run_compensations(
+        BalanceStep, order_ids=list(order_ids), undo=lambda applied: refunds.extend(_refund_all(applied))
+    )
+    publish_all(BalanceRefunded(order_id=r.order_id, user_id=r.user_id, amount=r.amount) for r in refunds)
     return refunded
+
+
+def balance_refund(*, order_id: int) -> bool:
+    """Compensation for one order: give back what its balance step took, if it took anything. Once."""
+    return bool(balance_refund_many([order_id]))

@@ -9,8 +9,8 @@ from apps.products.events import StockDeducted, StockDeductFailed, StockRestored
 from apps.products.models import MovementKind, Product, ProductStatus, Stock, StockMovement, StockStep
 from common.db import update_each
 from common.errors import ApplicationError, NotFound
-from common.steps import StepOutcome, StepRejected, run_compensation, run_steps
-from eventbus import publish, publish_all
+from common.steps import StepOutcome, StepRejected, run_compensations, run_steps
+from eventbus import publish_all
 
 
 @dataclass(frozen=True)
@@ -119,20 +119,34 @@ def stock_deduct(*, order_id: int, lines: Iterable[StockLine]) -> StepOutcome:
     return stock_deduct_many([StockTake(order_id=order_id, lines=tuple(lines))])[order_id]
 
 
-def _restore_all(order_id: int) -> None:
-    deducted = list(StockMovement.objects.filter(order_id=order_id, kind=MovementKind.DEDUCT).order_by("product_id"))
+def _restore_all(order_ids: list[int]) -> None:
+    """Put back what each order's DEDUCT movements took: the products' stock locked in one statement (by
+    product id), written in one, and the restores recorded in one."""
+    deducted = list(StockMovement.objects.filter(order_id__in=order_ids, kind=MovementKind.DEDUCT).order_by("pk"))
+    stock = dict(
+        Stock.objects.select_for_update()
+        .filter(product_id__in={movement.product_id for movement in deducted})
+        .order_by("product_id")
+        .values_list("product_id", "quantity")
+    )
     for movement in deducted:
-        Stock.objects.filter(product_id=movement.product_id).update(quantity=F("quantity") - movement.delta)
+        stock[movement.product_id] -= movement.delta
+    update_each(Stock, key="product_id", field="quantity", values={m.product_id: stock[m.product_id] for m in deducted})
     StockMovement.objects.bulk_create(
-        StockMovement(product_id=m.product_id, kind=MovementKind.RESTORE, delta=-m.delta, order_id=order_id)
+        StockMovement(product_id=m.product_id, kind=MovementKind.RESTORE, delta=-m.delta, order_id=m.order_id)
         for m in deducted
     )
 
 
-@transaction.atomic
-def stock_restore(*, order_id: int) -> bool:
-    """Compensation: put back what this order's stock step took, if it took anything. Once."""
-    restored = run_compensation(StockStep, order_id=order_id, undo=lambda: _restore_all(order_id))
-    if restored:
-        publish(StockRestored(order_id=order_id))
+@transaction.atomic(savepoint=False)
+def stock_restore_many(order_ids: Iterable[int]) -> list[int]:
+    """Compensation, for many orders in one transaction: put back what each order's stock step took, if it
+    took anything, once per order; each restore reports StockRestored. Returns the orders restored."""
+    restored = run_compensations(StockStep, order_ids=list(order_ids), undo=_restore_all)
+    publish_all(StockRestored(order_id=order_id) for order_id in restored)
     return restored
+
+
+def stock_restore(*, order_id: int) -> bool:
+    """Compensation for one order: put back what its stock step took, if it took anything. Once."""
+    return bool(stock_restore_many([order_id]))

@@ -4,8 +4,13 @@ from celery import shared_task
 
 from apps.orders.events import OrderCanceled, OrderCompleted, OrderCreated, OrderFailed
 from apps.products.rank import rank_add_order, rank_remove_order
-from apps.products.services import StockLine, StockTake, stock_deduct_many, stock_restore
-from common.tasks import BATCHED_LISTENER_TASK_OPTIONS, COMPENSATION_TASK_OPTIONS, LISTENER_TASK_OPTIONS
+from apps.products.services import StockLine, StockTake, stock_deduct_many, stock_restore_many
+from common.tasks import (
+    BATCHED_COMPENSATION_TASK_OPTIONS,
+    BATCHED_LISTENER_TASK_OPTIONS,
+    COMPENSATION_TASK_OPTIONS,
+    LISTENER_TASK_OPTIONS,
+)
 from eventbus.events import event_from_envelope
 
 
@@ -18,10 +23,10 @@ def deduct_stock_task(*envelopes: dict) -> None:
     )
 
 
-@shared_task(**COMPENSATION_TASK_OPTIONS)
-def restore_stock_task(envelope: dict) -> None:
-    event: OrderFailed | OrderCanceled = event_from_envelope(envelope)
-    stock_restore(order_id=event.order_id)
+@shared_task(**BATCHED_COMPENSATION_TASK_OPTIONS)
+def restore_stock_task(*envelopes: dict) -> None:
+    events: list[OrderFailed | OrderCanceled] = [event_from_envelope(envelope) for envelope in envelopes]
+    stock_restore_many(event.order_id for event in events)
 
 
 @shared_task(**LISTENER_TASK_OPTIONS)

@@ -191,9 +191,9 @@ EVENT_ROUTES_MODULE = "config.event_routes"
 # listener through its queue (to scale the orders app's listeners apart from the steps, say).
 EVENTBUS_INLINE_LISTENERS = env.bool("EVENTBUS_INLINE_LISTENERS", default=True)
 # The outbox relay (eventbus/resend.py): an event's task not dispatched within the dispatch grace, not started
-# within the start grace while nothing waits in its queue (lost), or started but not handled once its worker's
-# connection is gone or the longest listener time limit plus the margin has passed, is sent again; after
-# OUTBOX_MAX_DISPATCHES it is parked.
+# within the start grace while its message cannot be among those waiting in its queue (lost), or started but
+# not handled once its worker's connection is gone or the longest listener time limit plus the margin has
+# passed, is sent again; after OUTBOX_MAX_DISPATCHES it is parked.
 OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=2.0)
 OUTBOX_DISPATCH_GRACE_SECONDS = env.float("OUTBOX_DISPATCH_GRACE_SECONDS", default=3.0)
 OUTBOX_START_GRACE_SECONDS = env.float("OUTBOX_START_GRACE_SECONDS", default=3.0)

@@ -10,8 +10,10 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.balance.models import BalanceStep, BalanceTransaction, TransactionKind
 from apps.balance.selectors import balance_of
-from apps.balance.tasks import use_balance_task
-from apps.orders.services import OrderLineInput, order_create
+from apps.balance.services import BalanceUse, balance_use_many
+from apps.balance.tasks import refund_balance_task, use_balance_task
+from apps.orders.services import OrderLineInput, order_create, order_fail
+from apps.orders.services.saga import UNDECIDED
 from apps.products import services as product_services
 from apps.products.models import Stock, StockMovement, StockStep
 from apps.products.tasks import deduct_stock_task
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PRICE = 10_000
 USE = "apps.balance.tasks.use_balance_task"
 DEDUCT = "apps.products.tasks.deduct_stock_task"
+REFUND = "apps.balance.tasks.refund_balance_task"
 
 
 def created(order_id: int) -> dict:
@@ -159,3 +162,31 @@ def test_a_stock_batch_takes_every_line_of_an_order_or_none(make_user, make_prod
     assert StockStep.objects.get(order_id=orders[1]).reason == f"insufficient stock for product {cup.pk}"
     assert not StockMovement.objects.filter(order_id=orders[1]).exists()
     assert Stock.objects.get(product=kettle).quantity == 0 and Stock.objects.get(product=cup).quantity == 0
+
+
+def test_a_batched_refund_gives_each_order_back_what_it_took_once_and_tombstones_the_others(
+    make_user, make_product, listeners_on_queues, published_events
+):
+    # given four orders of one user: the first three took their totals, the fourth's balance step never ran
+    user = make_user(balance=3 * PRICE)
+    orders = [o.pk for o in orders_with_tasks_purged(user_id=user.pk, product_id=make_product(price=PRICE).pk, count=4)]
+    balance_use_many(BalanceUse(order_id=o, user_id=user.pk, amount=PRICE) for o in orders[:3])
+    # and all four failed (the deadline, say), their refunds waiting in the outbox
+    for order in orders:
+        assert order_fail(order_id=order, reason="saga deadline passed", from_statuses=UNDECIDED)
+    purge_tasks()
+    refunds = OutboxMessage.objects.filter(listener=REFUND, order_id__in=orders)
+
+    # when the first one's refund is delivered, then delivered again
+    refund_balance_task.apply(args=(refunds.get(order_id=orders[0]).envelope,)).get()
+    refunds.update(handled_at=None)  # as if the worker had died before its marks: the records must hold
+    refund_balance_task.apply(args=(refunds.get(order_id=orders[1]).envelope,)).get()
+
+    # then the one batch refunded the three, once each, and left a tombstone for the fourth
+    ledger = BalanceTransaction.objects.filter(kind=TransactionKind.REFUND, order_id__in=orders)
+    assert sorted(ledger.values_list("order_id", flat=True)) == orders[:3]
+    assert balance_of(user_id=user.pk) == 3 * PRICE
+    states = dict(BalanceStep.objects.filter(order_id__in=orders).values_list("order_id", "reason"))
+    assert [states[o] for o in orders] == ["compensated"] * 3 + ["compensated before the step ran"]
+    refunded = [event.order_id for event in published_events if type(event).__name__ == "BalanceRefunded"]
+    assert sorted(refunded) == orders[:3]

@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.orders.consistency import violations
 from config.celery import app
 from eventbus.models import OutboxMessage
-from eventbus.outbox import outbox_mark_failed
+from eventbus.outbox import dispatch, outbox_mark_failed
 from eventbus.relay import outbox_relay
 from eventbus.resend import started_timeout_seconds
 from tests.saga.conftest import settled
@@ -182,3 +182,27 @@ def test_when_the_broker_cannot_say_what_waits_a_row_waits_as_for_a_backlog(an_o
     recent.refresh_from_db()
     old.refresh_from_db()
     assert (recent.dispatch_count, old.dispatch_count) == (1, 2)
+
+
+def test_rows_that_cannot_be_among_the_messages_of_a_busy_queue_are_sent_again_within_the_start_grace(
+    make_user, make_product, place_order, settings
+):
+    # given a burst of 10 orders whose 20 step tasks were dispatched in two waves, the first wave 10 s ago
+    product = make_product(price=100, stock=1000)
+    orders = [place_order(make_user(balance=10_000), [(product.pk, 1)]) for _ in range(10)]
+    rows = OutboxMessage.objects.filter(order_id__in=orders, event_type="OrderCreated")
+    first_wave = rows.filter(order_id__in=orders[:3])
+    first_wave.update(dispatched_at=seconds_ago(10))
+    rows.exclude(pk__in=first_wave).update(dispatched_at=seconds_ago(5))
+    # and the broker lost the first wave's messages, while the second wave's wait for busy workers
+    app.control.purge()
+    for row in rows.exclude(pk__in=first_wave):
+        dispatch(app.tasks[row.listener], row.envelope)
+    settings.OUTBOX_START_GRACE_SECONDS = 2
+
+    # when the relay runs: the queues hold the 14 messages dispatched last, so the 6 older rows are lost
+    assert outbox_relay() == 6
+    assert set(rows.filter(dispatch_count=2).values_list("order_id", flat=True)) == set(orders[:3])
+    # and what waits is not sent again, however long the relay runs
+    assert outbox_relay() == 0
+    assert queued_messages() == 20
