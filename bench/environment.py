@@ -9,6 +9,7 @@ real ones (remote_environment).
 """
 
 import copy
+import os
 
 from chaos.environment import NO_RATE_LIMITS, ROOT, RunEnvironment
 
@@ -23,6 +24,8 @@ VARIABLES = {
     "PAYMENT_DECLINE_RATE": "0",
     "PAYMENT_LATENCY_MS": "0",
     "DATA_PLATFORM_URL": "",  # deliveries are recorded locally
+    # `LISTENER_BATCH_SIZE=1 make bench` measures the saga without batched listeners, for comparison.
+    "LISTENER_BATCH_SIZE": os.environ.get("LISTENER_BATCH_SIZE", "20"),
     **NO_RATE_LIMITS,
 }
 

@@ -228,6 +228,8 @@ MAX_LINE_QUANTITY = 1_000
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+# On Redis, kombu's transport keeping one client per channel (common/broker.py); other brokers their own.
+CELERY_BROKER_TRANSPORT = "common.broker:Transport" if CELERY_BROKER_URL.startswith("redis://") else None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True

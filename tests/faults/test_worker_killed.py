@@ -1,6 +1,7 @@
 """A worker process killed in the middle of a task, before it acknowledged it: the task is delivered
-again (late acknowledgement, reject on worker lost) and takes effect once. A real prefork worker; and a
-threads worker killed whole, whose task the outbox relay sends again as soon as the worker is gone."""
+again (late acknowledgement, reject on worker lost) and takes effect once. A real prefork worker; a
+threads worker killed whole, whose task the outbox relay sends again as soon as the worker is gone; and a
+worker killed in the middle of a batch, whose claims roll back."""
 
 import os
 import signal
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -31,7 +33,7 @@ def children_of(pid: int) -> list[int]:
     return [int(child) for child in children]
 
 
-def start_worker_process(pool: str) -> subprocess.Popen:
+def start_worker_process(pool: str, *, gateway_ms: int = 3000) -> subprocess.Popen:
     """`celery -A config worker` in its own process, on this test's database and Redis, with a slow gateway."""
     db = connection.settings_dict
     env = {
@@ -39,7 +41,7 @@ def start_worker_process(pool: str) -> subprocess.Popen:
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "TEST_REDIS_URL": settings.REDIS_URL,
-        "PAYMENT_LATENCY_MS": "3000",
+        "PAYMENT_LATENCY_MS": str(gateway_ms),
     }
     command = [
         str(Path(sys.executable).parent / "celery"), "-A", "config", "worker", "-P", pool, "-c", "1",
@@ -117,3 +119,43 @@ def backend_alive(pid: int) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
         return cursor.fetchone() is not None
+
+
+def backend_waiting_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        return cursor.fetchone() is not None
+
+
+def test_a_worker_killed_in_the_middle_of_a_batch_leaves_no_claim_behind(
+    transactional_db, make_user, make_product, place_order, settings
+):
+    # given ten orders whose steps wait in the broker, and the product's stock row held by another
+    # transaction, so that the stock step's batch (which claims all ten rows) waits inside its transaction
+    product = make_product(price=10_000, stock=100)
+    orders = [place_order(make_user(balance=50_000), [(product.pk, 1)]) for _ in range(10)]
+    holder = psycopg.connect(host="127.0.0.1", user="postgres", dbname=connection.settings_dict["NAME"])
+    holder.execute("SELECT 1 FROM products_stock WHERE product_id = %s FOR UPDATE", [product.pk])
+    worker = start_worker_process("prefork", gateway_ms=0)
+    try:
+        wait_for(backend_waiting_for_a_lock, timeout=30, message="the stock batch waiting for the row")
+        [pool_process] = children_of(worker.pid)
+
+        # when its process is killed in the middle of the batch, then the row is let go
+        os.kill(pool_process, signal.SIGKILL)
+        holder.rollback()
+
+        # then every order completes once: the claims rolled back with the batch, and whatever the
+        # deliveries passed by while they were claimed, the relay sends again
+        settings.OUTBOX_START_GRACE_SECONDS = 0.5
+        wait_for(
+            lambda: outbox_relay() >= 0 and Order.objects.filter(pk__in=orders, status="COMPLETED").count() == 10,
+            timeout=60,
+            message="every order completed after the kill",
+        )
+    finally:
+        holder.close()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert Payment.objects.filter(order_id__in=orders).count() == 10
+    assert violations() == []
