@@ -19,13 +19,13 @@ from tests.saga_worker import running_worker
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PRICE = 10_000
-USERS, ORDERS_PER_USER, AFFORDABLE, UNITS = 4, 8, 5, 20
+USERS, ORDERS_PER_USER, AFFORDABLE, UNITS = 4, 4, 3, 10
 STEPS = {task.name: task for task in (use_balance_task, deduct_stock_task)}
 
 
 def test_batched_steps_racing_each_take_effect_once_per_order(transactional_db, make_user, make_product, settings):
-    # given 4 users who can each pay for 5 of their 8 orders, 32 orders for a product with 20 units
-    settings.LISTENER_BATCH_SIZE = 6
+    # given 4 users who can each pay for 3 of their 4 orders, 16 orders for a product with 10 units
+    settings.LISTENER_BATCH_SIZE = 4
     product = make_product(price=PRICE, stock=UNITS)
     users = [make_user(balance=AFFORDABLE * PRICE) for _ in range(USERS)]
     orders = [
@@ -52,7 +52,7 @@ def test_batched_steps_racing_each_take_effect_once_per_order(transactional_db, 
         )
     )
     assert Counter(order_id for order_id, _, _ in reported) == Counter({order_id: 2 for order_id in orders})
-    # each user paid for exactly five orders, and the product sold exactly its units
+    # each user paid for exactly the orders it could afford, and the product sold exactly its units
     for user in users:
         assert balance_of(user_id=user.pk) == 0
         uses = BalanceTransaction.objects.filter(user_id=user.pk, kind=TransactionKind.USE)

@@ -62,7 +62,7 @@ def test_the_projects_procfile_is_read_with_the_environments_pool():
         "web": 8,
         "steps": 2,
         "flow": 2,
-        "remote": 16,
+        "remote": 32,
         "beat": 0,
     }
     assert others == []

@@ -57,7 +57,7 @@ def test_the_fleet_check_accepts_the_procfile_and_refuses_a_tiny_server(monkeypa
 
     assert re.search(r"web +8 +gunicorn: 2 workers × 4 threads", accepted), accepted
     assert re.search(r"steps +2 +celery worker: concurrency 2 \(prefork\)", accepted), accepted
-    assert re.search(r"remote +16 +celery worker: concurrency 16 \(threads\)", accepted), accepted
-    assert "needed 30 = 8 + 2 + 2 + 16 + 0 + 2" in accepted
-    assert "fits: 30 ≤" in accepted
-    assert "DOES NOT FIT: 30 >" in refused
+    assert re.search(r"remote +32 +celery worker: concurrency 32 \(threads\)", accepted), accepted
+    assert "needed 46 = 8 + 2 + 2 + 32 + 0 + 2" in accepted
+    assert "fits: 46 ≤" in accepted
+    assert "DOES NOT FIT: 46 >" in refused
