@@ -28,7 +28,7 @@ import redis
 from bench import data, phases, report
 from bench.environment import API_PORT, DB_NAME, REDIS_URL, RESULTS_DIR, bench_environment
 from bench.figures import assemble, checks
-from bench.remote import Latency, run_remote_phases
+from bench.remote import CLIENTS_FACTOR, Latency, run_remote_phases
 from chaos import runner
 from chaos.environment import ROOT, RunEnvironment
 from chaos.processes import Fleet
@@ -67,7 +67,7 @@ def prepare(environment, sizes: phases.Sizes) -> dict:
         "half": data.create_customers(count=sizes.clients * 2, prefix="half", balance=CUSTOMER_BALANCE),
         "monolith": data.create_customers(count=sizes.clients * 2, prefix="monolith", balance=CUSTOMER_BALANCE),
         **{
-            name: data.create_customers(count=sizes.clients * 2, prefix=name, balance=CUSTOMER_BALANCE)
+            name: data.create_customers(count=sizes.clients * 2 * CLIENTS_FACTOR, prefix=name, balance=CUSTOMER_BALANCE)
             for name in ("saga_remote", "half_remote", "monolith_remote")
         },
         "hot": data.create_customers(count=HOT_CUSTOMERS, prefix="hot", balance=CUSTOMER_BALANCE),

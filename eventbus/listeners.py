@@ -110,17 +110,17 @@ class ListenerTask(Task):
         return needed[0]
 
     def _run_batch(self, envelope: dict[str, Any]):
-        """Run the task for its own row and the claimed ones in one transaction, which marks them all
-        handled: they count as handled only if it commits. If it fails, the claims roll back with the
-        work, and the claimed rows' tasks are sent again, since their own deliveries may have found them
-        claimed and passed them by."""
+        """Run the task for its own row and the claimed ones in one transaction; the claim marks the
+        claimed rows handled in it, so they count as handled only if it commits. The own row is marked
+        after the commit, with the inline listeners' rows, as any task's: holding it through the batch
+        would make its publisher, still marking it dispatched, wait for the batch; and a claim may keep a
+        row it locked and then found started, which only a statement holding nothing may wait for. If
+        the batch fails, the claims roll back with the work, and the claimed rows' tasks are sent again,
+        since their own deliveries may have found them claimed and passed them by."""
         claimed: list[dict[str, Any]] = []
-        with _handled_marks():  # the outermost listener: the inline listeners run after the commit add theirs
+        with _handled_marks() as marks:  # the outermost listener's: written when it ends
             try:
                 with transaction.atomic():
-                    # The own row first: another batch's claim may hold it (a claim keeps the rows it locked
-                    # and then found started), and waiting for it is safe only while this one holds nothing.
-                    outbox_mark_handled([(envelope["event_id"], self.name)])
                     others = settings.LISTENER_BATCH_SIZE - 1
                     claimed = outbox_claim_waiting(listener=self.name, limit=others) if others > 0 else []
                     result = super().__call__(envelope, *claimed)
@@ -128,6 +128,7 @@ class ListenerTask(Task):
                 for each in claimed:
                     _send_again(self, each)
                 raise
+            marks.append((envelope["event_id"], self.name))
         return result
 
     def _taken_from_broker(self) -> bool:

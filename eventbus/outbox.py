@@ -115,12 +115,13 @@ _TABLE = connection.ops.quote_name(OutboxMessage._meta.db_table)
 # A delivery passes a row by when it is handled already, or when another transaction holds it FOR UPDATE: a
 # batch that claimed it (and will handle it, or send it again if it fails), or the relay resending it. The
 # start mark asks for FOR KEY SHARE, the weakest row lock, which only FOR UPDATE blocks: the brief marks
-# other processes write (dispatched, handled, failed) are waited for, not taken for a claim. A row that does
-# not exist (pruned, or a task sent by hand) is run all the same. The mark names the backend of the
+# other processes write (dispatched, handled, failed) are waited for, not taken for a claim. A handled row is
+# not locked at all: the delivery then writes nothing, and its commit waits for no WAL flush. A row that
+# does not exist (pruned, or a task sent by hand) is run all the same. The mark names the backend of the
 # worker's connection, which ends with it.
 MARK_STARTED = f"""
 WITH target AS (
-    SELECT id FROM {_TABLE} WHERE event_id = %s AND listener = %s FOR KEY SHARE SKIP LOCKED
+    SELECT id FROM {_TABLE} WHERE event_id = %s AND listener = %s AND handled_at IS NULL FOR KEY SHARE SKIP LOCKED
 ), started AS (
     UPDATE {_TABLE} AS marked SET started_at = %s, started_by = pg_backend_pid()
     FROM target WHERE marked.id = target.id AND marked.handled_at IS NULL
@@ -135,12 +136,15 @@ MARK_HANDLED = (
 )
 # The listener's other rows that no worker has started (their messages wait in the queue, or were lost), oldest
 # first, skipping those another transaction holds: claimed and marked handled in the caller's transaction,
-# so they count as handled only if it commits, and return to waiting if it rolls back.
+# so they count as handled only if it commits, and return to waiting if it rolls back. A row its publisher
+# has not yet marked dispatched is left to it: the publisher (an API request) would otherwise wait for the
+# batch to end before it could mark its row.
 CLAIM_WAITING = f"""
 UPDATE {_TABLE} SET started_at = %s, started_by = pg_backend_pid(), handled_at = %s
 WHERE id IN (
     SELECT id FROM {_TABLE}
     WHERE listener = %s AND handled_at IS NULL AND parked_at IS NULL AND started_at IS NULL
+      AND dispatched_at IS NOT NULL
     ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
 )
 RETURNING envelope

@@ -92,18 +92,22 @@ def test_the_delivery_of_a_row_a_batch_handled_runs_nothing(make_user, make_prod
     assert balance_of(user_id=user.pk) == 0
 
 
-def test_a_batch_leaves_the_rows_another_worker_has_started(make_user, make_product):
-    # given three orders, the second's balance step started by another worker
-    user = make_user(balance=3 * PRICE)
-    orders = [o.pk for o in orders_with_tasks_purged(user_id=user.pk, product_id=make_product(price=PRICE).pk, count=3)]
+def test_a_batch_leaves_the_rows_another_worker_has_started_or_their_publisher_has_not_yet_marked(
+    make_user, make_product
+):
+    # given four orders: the second's balance step started by another worker, the fourth's row not yet
+    # marked dispatched by its publisher (which would otherwise wait for the batch to mark it)
+    user = make_user(balance=4 * PRICE)
+    orders = [o.pk for o in orders_with_tasks_purged(user_id=user.pk, product_id=make_product(price=PRICE).pk, count=4)]
     OutboxMessage.objects.filter(listener=USE, order_id=orders[1]).update(started_by=0, started_at="2026-01-01T00:00Z")
+    OutboxMessage.objects.filter(listener=USE, order_id=orders[3]).update(dispatched_at=None)
 
     # when the first one's delivery runs
     use_balance_task.apply(args=(created(orders[0]),)).get()
 
-    # then it handled its own row and the third, and left the second to its worker
+    # then it handled its own row and the third, and left the others
     handled = {order: row.handled_at is not None for order, row in rows(USE, orders).items()}
-    assert handled == {orders[0]: True, orders[1]: False, orders[2]: True}
+    assert handled == {orders[0]: True, orders[1]: False, orders[2]: True, orders[3]: False}
     assert set(BalanceStep.objects.values_list("order_id", flat=True)) == {orders[0], orders[2]}
 
 
