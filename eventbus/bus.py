@@ -2,11 +2,12 @@
 
 `publish(event)` sends the `domain_event` signal with the event's class as sender. Each listener is one
 receiver, connected for one event class, that answers whether its listener wants the event. `publish`
-writes one outbox row per such listener in the publisher's transaction (one INSERT for them all) and
-asks the connection to make those dispatches on commit: inside a transaction the tasks leave only if
-it commits (and the rows with it); outside one they leave at once. No listener works inside the
-publisher's transaction. If a dispatch never happens or is lost, the relay (eventbus.relay) sends the
-row's task again; the listener marks the row handled when it succeeds (eventbus.listeners).
+appends the event to the history (eventbus.models.EventRecord) and writes one outbox row per such
+listener, in the publisher's transaction and in one statement, and asks the connection to make those
+dispatches on commit: inside a transaction the tasks leave only if it commits (and the rows with it);
+outside one they leave at once. No listener works inside the publisher's transaction. If a dispatch never
+happens or is lost, the relay (eventbus.relay) sends the row's task again; the listener marks the row
+handled when it succeeds (eventbus.listeners).
 
 A route may say `inline(task)`: that listener runs in the publishing process right after the commit
 (Spring's AFTER_COMMIT without @Async) instead of going through the broker, and falls back to its queue
@@ -37,16 +38,16 @@ def publish(event: DomainEvent) -> dict[str, Any]:
 
 
 def publish_all(events: Iterable[DomainEvent]) -> list[dict[str, Any]]:
-    """Publish several events, in order, writing all their outbox rows in one INSERT; returns their
-    envelopes."""
+    """Publish several events, in order, appending them to the history and writing all their outbox rows
+    in one statement; returns their envelopes."""
     publications = []
     for event in events:
         envelope = envelope_of(event)
         responses = domain_event.send(sender=type(event), event=event, envelope=envelope)
         listeners = [response for _, response in responses if isinstance(response, Listener)]
         publications.append(Publication(event=event, envelope=envelope, listeners=listeners))
-    if any(publication.listeners for publication in publications):
-        dispatches = outbox_write(publications)
+    dispatches = outbox_write(publications) if publications else []
+    if dispatches:
 
         def dispatch_on_commit() -> None:  # a named function: Django logs a failing hook by its name
             dispatch_all(dispatches)

@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 
 from django.utils import timezone
 
+from eventbus.causation import cause_of
+
 _EVENT_TYPES: dict[str, type["DomainEvent"]] = {}
 
 
@@ -39,12 +41,20 @@ class DomainEvent:
         return cls(**values)
 
 
+def correlation_id_of(order_id: Any) -> str | None:
+    """What every event of one order's saga shares."""
+    return None if order_id is None else f"order-{order_id}"
+
+
 def envelope_of(event: DomainEvent) -> dict[str, Any]:
+    order_id = getattr(event, "order_id", None)
     return {
         "event_id": str(uuid.uuid4()),
         "event_type": event.event_type(),
         "occurred_at": timezone.now().isoformat().replace("+00:00", "Z"),
         "source": event.source,
+        "correlation_id": correlation_id_of(order_id),
+        "causation_id": cause_of(order_id),
         "data": event.to_data(),
     }
 

@@ -25,6 +25,7 @@ from celery import Task
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, close_old_connections, transaction
 
+from eventbus.causation import handling
 from eventbus.outbox import (
     dispatch,
     outbox_claim_waiting,
@@ -92,7 +93,7 @@ class ListenerTask(Task):
                 return None  # handled already (by a batch, or before a redelivery), or being handled now
             if self.batched:
                 return self._run_batch(envelope)
-        with _handled_marks() as marks:
+        with _handled_marks() as marks, handling([envelope] if envelope is not None else []):
             result = super().__call__(*args, **kwargs)
             if envelope is not None:
                 marks.append((envelope["event_id"], self.name))
@@ -123,7 +124,8 @@ class ListenerTask(Task):
                 with transaction.atomic():
                     others = settings.LISTENER_BATCH_SIZE - 1
                     claimed = outbox_claim_waiting(listener=self.name, limit=others) if others > 0 else []
-                    result = super().__call__(envelope, *claimed)
+                    with handling([envelope, *claimed]):
+                        result = super().__call__(envelope, *claimed)
             except BaseException:
                 for each in claimed:
                     _send_again(self, each)

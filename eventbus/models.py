@@ -69,3 +69,27 @@ class OutboxMessage(models.Model):
     @property
     def started_since_dispatch(self) -> bool:
         return self.started_at is not None and self.dispatched_at is not None and self.started_at >= self.dispatched_at
+
+
+class EventRecord(models.Model):
+    """The event history (docs/design.md §7): every envelope published, appended in the publisher's
+    transaction and never changed, kept EVENT_HISTORY_RETENTION_DAYS, long after the outbox has forgotten
+    its deliveries. What an order's history and its timeline read."""
+
+    event_id = models.UUIDField(unique=True)
+    event_type = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+    source = models.CharField(max_length=64)
+    correlation_id = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    causation_id = models.UUIDField(null=True, blank=True)
+    order_id = models.BigIntegerField(null=True, blank=True)
+    data = models.JSONField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["order_id", "occurred_at"], name="event_history_of_order"),
+            models.Index(fields=["occurred_at"], name="event_history_occurred_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id}"

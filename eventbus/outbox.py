@@ -12,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from eventbus.events import DomainEvent
-from eventbus.models import OutboxMessage
+from eventbus.models import EventRecord, OutboxMessage
 from eventbus.routing import Listener
 
 logger = logging.getLogger(__name__)
@@ -34,21 +34,33 @@ class Publication:
 
 
 def outbox_write(publications: Sequence[Publication]) -> list[Dispatch]:
-    """One row per listener of each event, all in one INSERT, in the caller's transaction."""
+    """Append each event to the history, and write one outbox row per listener of each event, in one
+    statement, in the caller's transaction."""
     wanted = [(publication, listener) for publication in publications for listener in publication.listeners]
-    messages = OutboxMessage.objects.bulk_create(
-        OutboxMessage(
-            event_id=publication.envelope["event_id"],
-            event_type=publication.envelope["event_type"],
-            listener=listener.task.name,
-            order_id=getattr(publication.event, "order_id", None),
-            envelope=publication.envelope,
-        )
-        for publication, listener in wanted
-    )
+    envelopes = [publication.envelope for publication in publications]
+    now = timezone.now()
+    parameters = [
+        [envelope["event_id"] for envelope in envelopes],
+        [envelope["event_type"] for envelope in envelopes],
+        [envelope["occurred_at"] for envelope in envelopes],
+        [envelope["source"] for envelope in envelopes],
+        [envelope.get("correlation_id") for envelope in envelopes],
+        [envelope.get("causation_id") for envelope in envelopes],
+        [envelope["data"].get("order_id") for envelope in envelopes],
+        [json.dumps(envelope["data"]) for envelope in envelopes],
+        now,
+        [publication.envelope["event_id"] for publication, _ in wanted],
+        [publication.envelope["event_type"] for publication, _ in wanted],
+        [listener.task.name for _, listener in wanted],
+        [publication.envelope["data"].get("order_id") for publication, _ in wanted],
+        [json.dumps(publication.envelope) for publication, _ in wanted],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(WRITE_HISTORY_AND_OUTBOX, parameters)
+        message_ids = [message_id for (message_id,) in cursor.fetchall()]
     return [
-        Dispatch(message_id=message.pk, task=listener.task, envelope=publication.envelope, inline=listener.inline)
-        for message, (publication, listener) in zip(messages, wanted, strict=True)
+        Dispatch(message_id=message_id, task=listener.task, envelope=publication.envelope, inline=listener.inline)
+        for message_id, (publication, listener) in zip(message_ids, wanted, strict=True)
     ]
 
 
@@ -112,6 +124,25 @@ def _send_and_mark(dispatches: Sequence[Dispatch], *, failure: str = "") -> None
 # Every listener task writes these marks: written as SQL of fixed text, they cost a fraction of the ORM's
 # query building (bench/FINDINGS.md), and PostgreSQL prepares them once per connection.
 _TABLE = connection.ops.quote_name(OutboxMessage._meta.db_table)
+_HISTORY = connection.ops.quote_name(EventRecord._meta.db_table)
+# Every publication writes this one statement of fixed text (prepared once per connection): the events into the
+# history, and their listeners' rows into the outbox, the rows in the order given (RETURNING keeps it).
+WRITE_HISTORY_AND_OUTBOX = f"""
+WITH history AS (
+    INSERT INTO {_HISTORY}
+        (event_id, event_type, occurred_at, source, correlation_id, causation_id, order_id, data)
+    SELECT * FROM unnest(
+        %s::uuid[], %s::varchar[], %s::timestamptz[], %s::varchar[], %s::varchar[], %s::uuid[], %s::bigint[],
+        %s::jsonb[]
+    )
+)
+INSERT INTO {_TABLE}
+    (event_id, event_type, listener, order_id, envelope, created_at, dispatch_count, failure_count, last_error)
+SELECT event_id, event_type, listener, order_id, envelope, %s, 0, 0, ''
+FROM unnest(%s::uuid[], %s::varchar[], %s::varchar[], %s::bigint[], %s::jsonb[])
+    AS given(event_id, event_type, listener, order_id, envelope)
+RETURNING id
+"""
 # A delivery passes a row by when it is handled already, or when another transaction holds it FOR UPDATE: a
 # batch that claimed it (and will handle it, or send it again if it fails), or the relay resending it. The
 # start mark asks for FOR KEY SHARE, the weakest row lock, which only FOR UPDATE blocks: the brief marks

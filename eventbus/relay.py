@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from eventbus.models import OutboxMessage
+from eventbus.models import EventRecord, OutboxMessage
 from eventbus.outbox import Dispatch, send_all
 from eventbus.resend import ResendRule
 
@@ -78,4 +78,11 @@ def outbox_purge_handled() -> int:
     """Forget handled rows after OUTBOX_RETENTION_HOURS."""
     cutoff = timezone.now() - timedelta(hours=settings.OUTBOX_RETENTION_HOURS)
     deleted, _ = OutboxMessage.objects.filter(handled_at__lt=cutoff).delete()
+    return deleted
+
+
+def event_history_purge() -> int:
+    """Forget history older than EVENT_HISTORY_RETENTION_DAYS."""
+    cutoff = timezone.now() - timedelta(days=settings.EVENT_HISTORY_RETENTION_DAYS)
+    deleted, _ = EventRecord.objects.filter(occurred_at__lt=cutoff).delete()
     return deleted

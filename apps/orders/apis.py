@@ -1,6 +1,6 @@
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +16,7 @@ from common.openapi import (
     NOT_FOUND,
     ORDER_NOT_CANCELABLE,
     PARSE_ERROR,
+    PERMISSION_DENIED,
     PRODUCT_NOT_ORDERABLE,
     UNSUPPORTED_MEDIA_TYPE,
     VALIDATION_ERROR,
@@ -23,6 +24,7 @@ from common.openapi import (
     id_parameter,
 )
 from common.participants import step_names
+from eventbus.selectors import order_history
 from idempotency.decorators import idempotent
 
 
@@ -212,3 +214,38 @@ class OrderCancelApi(APIView):
         by = CUSTOMER if order.user_id == request.user.pk else f"operator {request.user.get_username()}"
         order_cancel(order_id=order.pk, by=by)
         return Response(order_views([order_visible_to(request.user, order_id)])[0], status=status.HTTP_202_ACCEPTED)
+
+
+class OrderHistoryEntrySerializer(serializers.Serializer):
+    """One domain event of the order's saga, as the event history keeps it (docs/design.md §3, §7)."""
+
+    at = serializers.DateTimeField(source="occurred_at")
+    event_type = serializers.CharField()
+    event_id = serializers.UUIDField()
+    correlation_id = serializers.CharField(allow_null=True)
+    causation_id = serializers.UUIDField(allow_null=True, help_text="The event whose listener published this one.")
+    source = serializers.CharField(help_text="The app that published it.")
+    data = serializers.JSONField()
+
+    class Meta:
+        ref_name = "OrderHistoryEntry"
+
+
+class OrderHistoryApi(APIView):
+    @extend_schema(
+        operation_id="orders_history",
+        tags=["orders"],
+        summary="An order's event history (staff)",
+        description=(
+            "Every domain event of the order's saga, oldest first: its steps and their compensations, the "
+            "decision, the payment, completion, cancel and recovery. Staff only; an order that does not exist "
+            "is 404."
+        ),
+        parameters=[ORDER_ID],
+        responses={200: OrderHistoryEntrySerializer(many=True), **errors(PERMISSION_DENIED, NOT_FOUND)},
+    )
+    def get(self, request, order_id: int):
+        if not request.user.is_staff:
+            raise exceptions.PermissionDenied("Only staff may read an order's history.")
+        order = order_visible_to(request.user, order_id)
+        return Response(OrderHistoryEntrySerializer(order_history(order_id=order.pk), many=True).data)

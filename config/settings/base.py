@@ -200,6 +200,8 @@ OUTBOX_START_GRACE_SECONDS = env.float("OUTBOX_START_GRACE_SECONDS", default=3.0
 OUTBOX_HANDLE_MARGIN_SECONDS = env.float("OUTBOX_HANDLE_MARGIN_SECONDS", default=15.0)
 OUTBOX_MAX_DISPATCHES = env.int("OUTBOX_MAX_DISPATCHES", default=10)
 OUTBOX_RETENTION_HOURS = env.int("OUTBOX_RETENTION_HOURS", default=72)
+# The event history (eventbus.models.EventRecord) outlives the outbox: what an order's history reads.
+EVENT_HISTORY_RETENTION_DAYS = env.int("EVENT_HISTORY_RETENTION_DAYS", default=90)
 # A batched listener's run (eventbus.listeners) handles at most this many rows in one transaction: the bound
 # on how long it holds the rows it locks (one product's stock, say). 1 turns batches off.
 LISTENER_BATCH_SIZE = env.int("LISTENER_BATCH_SIZE", default=20)
@@ -262,6 +264,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": OUTBOX_RELAY_INTERVAL_SECONDS * 5},
     },
     "purge-outbox": {"task": "eventbus.tasks.purge_outbox_task", "schedule": 3600},
+    "purge-event-history": {"task": "eventbus.tasks.purge_event_history_task", "schedule": 3600},
     "purge-idempotency-keys": {"task": "idempotency.tasks.purge_idempotency_keys_task", "schedule": 3600},
     "sweep-orders": {
         "task": "apps.orders.tasks.sweep_orders_task",

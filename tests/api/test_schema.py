@@ -30,6 +30,7 @@ OPERATIONS = {
     ("get", "/api/v1/orders"): {200, 404} | EVERY_OPERATION,
     ("get", "/api/v1/orders/{order_id}"): {200, 404} | EVERY_OPERATION,
     ("post", "/api/v1/orders/{order_id}/cancel"): {202, 404} | KEYED_POST,
+    ("get", "/api/v1/orders/{order_id}/history"): {200, 403, 404} | EVERY_OPERATION,
 }
 KEYED = [operation for operation, statuses in OPERATIONS.items() if 422 in statuses]
 ERROR = {"$ref": "#/components/schemas/Error"}

@@ -18,7 +18,7 @@ from apps.products import services as product_services
 from apps.products.models import Stock, StockMovement, StockStep
 from apps.products.tasks import deduct_stock_task
 from common.steps import StepState
-from eventbus.models import OutboxMessage
+from eventbus.models import EventRecord, OutboxMessage
 from tests.concurrency.conftest import orders_with_tasks_purged, purge_tasks
 from tests.eventbus.test_bus import queued_tasks
 
@@ -72,6 +72,9 @@ def test_one_delivery_handles_every_waiting_row_of_its_listener_each_order_on_it
     assert reports(orders) == Counter(
         {(order, "BalanceUsed"): 1 for order in orders[:3]} | {(order, "BalanceUseFailed"): 1 for order in orders[3:]}
     )
+    # each report names its own order's OrderCreated as its cause, however many orders the batch handled
+    causes = dict(EventRecord.objects.filter(event_type__startswith="Balance").values_list("order_id", "causation_id"))
+    assert {order: str(causes[order]) for order in orders} == {order: created(order)["event_id"] for order in orders}
 
 
 def test_the_delivery_of_a_row_a_batch_handled_runs_nothing(make_user, make_product):

@@ -40,8 +40,11 @@ def test_the_envelope_has_the_shape_of_design_section_3():
     after = timezone.now()
 
     # then
-    assert set(envelope) == {"event_id", "event_type", "occurred_at", "source", "data"}
+    assert list(envelope) == [
+        "event_id", "event_type", "occurred_at", "source", "correlation_id", "causation_id", "data"
+    ]  # fmt: skip
     assert UUID(envelope["event_id"]).version == 4
+    assert envelope["correlation_id"] == "order-42" and envelope["causation_id"] is None  # no listener running
     assert envelope["event_type"] == "OrderCreated"
     assert envelope["source"] == "orders"
     assert envelope["occurred_at"].endswith("Z")

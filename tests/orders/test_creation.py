@@ -101,8 +101,12 @@ def test_order_created_is_published_once_and_dispatched_to_the_three_steps_only_
     assert all(envelope == envelopes[0] for envelope in envelopes)
     assert OutboxMessage.objects.filter(order_id=order.pk, dispatched_at__isnull=False).count() == 3
     envelope = envelopes[0]
-    assert set(envelope) == {"event_id", "event_type", "occurred_at", "source", "data"}
+    assert set(envelope) == {
+        "event_id", "event_type", "occurred_at", "source", "correlation_id", "causation_id", "data"
+    }  # fmt: skip
     assert UUID(envelope["event_id"]).version == 4
+    # the first event of the order's saga: its correlation names the order, and nothing caused it
+    assert envelope["correlation_id"] == f"order-{order.pk}" and envelope["causation_id"] is None
     assert envelope["event_type"] == "OrderCreated" and envelope["source"] == "orders"
     assert envelope["occurred_at"].endswith("Z")
     assert envelope["data"] == {
