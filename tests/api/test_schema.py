@@ -31,8 +31,13 @@ OPERATIONS = {
     ("get", "/api/v1/orders/{order_id}"): {200, 404} | EVERY_OPERATION,
     ("post", "/api/v1/orders/{order_id}/cancel"): {202, 404} | KEYED_POST,
     ("get", "/api/v1/orders/{order_id}/history"): {200, 403, 404} | EVERY_OPERATION,
+    # the probes are open: no 401
+    ("get", "/healthz"): {200} | EVERY_OPERATION - {401},
+    ("get", "/readyz"): {200, 503} | EVERY_OPERATION - {401},
 }
 KEYED = [operation for operation, statuses in OPERATIONS.items() if 422 in statuses]
+AUTHENTICATED = [operation for operation, statuses in OPERATIONS.items() if 401 in statuses]
+READINESS_ANSWERS = {("get", "/readyz", 503)}  # not ready is an answer of its own shape, naming what failed
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -69,8 +74,10 @@ def test_every_error_answer_is_the_error_shape(schema):
     for (method, path), statuses in OPERATIONS.items():
         responses = operation_of(schema, method, path)["responses"]
         for status in statuses:
-            if status >= 400:
+            if status >= 400 and (method, path, status) not in READINESS_ANSWERS:
                 assert responses[str(status)]["content"]["application/json"]["schema"] == ERROR, (method, path, status)
+    readiness = operation_of(schema, "get", "/readyz")["responses"]
+    assert readiness["503"]["content"] == readiness["200"]["content"]
 
 
 def test_every_operation_needs_a_token_and_the_scheme_says_token(schema):
@@ -81,10 +88,12 @@ def test_every_operation_needs_a_token_and_the_scheme_says_token(schema):
         "name": "Authorization",
         "description": 'Token-based authentication with required prefix "Token"',
     }
-    for method, path in OPERATIONS:
+    for method, path in AUTHENTICATED:
         operation = operation_of(schema, method, path)
         assert operation["security"] == [{name: []}], (method, path)
         assert operation["responses"]["401"]["headers"]["WWW-Authenticate"]["required"] is True
+    for path in ("/healthz", "/readyz"):  # the probes are open
+        assert operation_of(schema, "get", path).get("security", []) in ([], [{}]), path
 
 
 def test_a_throttled_answer_says_when_to_come_back(schema):
