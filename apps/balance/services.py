@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from apps.balance.errors import BalanceLimitExceeded
 from apps.balance.events import BalanceRefunded, BalanceUsed, BalanceUseFailed
@@ -34,7 +35,8 @@ def balance_charge(*, user_id: int, amount: int) -> int:
         raise NotFound(f"User {user_id} does not exist.")
     Balance.objects.get_or_create(user_id=user_id)
     # The limit is checked in the statement that adds, so concurrent charges cannot pass it together.
-    if not Balance.objects.filter(user_id=user_id, amount__lte=limit - amount).update(amount=F("amount") + amount):
+    adding = Balance.objects.filter(user_id=user_id, amount__lte=limit - amount)
+    if not adding.update(amount=F("amount") + amount, updated_at=timezone.now()):
         raise BalanceLimitExceeded(f"A balance may not exceed {limit:,} won.")
     return _record(user_id=user_id, kind=TransactionKind.CHARGE, amount=amount).balance_after
 

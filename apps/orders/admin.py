@@ -1,12 +1,16 @@
 """Orders as operators see them: read-only. An order changes only through the saga's services."""
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from apps.orders.models import Order, OrderItem
+from apps.orders.models import Order, OrderItem, OrderStatus
 from apps.orders.services import OrderNotCancelable, order_cancel
 from apps.orders.services.saga import order_steps
 from apps.payments.selectors import payment_summaries
@@ -15,16 +19,30 @@ from common.admin import ReadOnlyAdminMixin
 from eventbus.relay import outbox_retry
 from eventbus.selectors import has_parked_messages, messages_of_order, parked_message_ids
 
+UNSETTLED = (OrderStatus.CREATED, OrderStatus.PAYMENT_WAITING)
+
+
+def stuck_since() -> datetime:
+    """An order created before this and still undecided or unpaid is past its deadline: stuck."""
+    return timezone.now() - timedelta(seconds=settings.SAGA_DEADLINE_SECONDS)
+
 
 class NeedsAttentionFilter(admin.SimpleListFilter):
     title = "needs attention"
     parameter_name = "attention"
 
     def lookups(self, request, model_admin):
-        return [("parked", "a listener is parked (e.g. a compensation that kept failing)")]
+        return [
+            ("parked", "a listener is parked (e.g. a compensation that kept failing)"),
+            ("stuck", f"still CREATED or PAYMENT_WAITING past the saga deadline ({settings.SAGA_DEADLINE_SECONDS} s)"),
+        ]
 
     def queryset(self, request, queryset):
-        return queryset.filter(has_parked=True) if self.value() == "parked" else queryset
+        if self.value() == "parked":
+            return queryset.filter(has_parked=True)
+        if self.value() == "stuck":
+            return queryset.filter(status__in=UNSETTLED, created_at__lt=stuck_since())
+        return queryset
 
 
 class OrderItemInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -96,10 +114,16 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         return super().get_queryset(request).annotate(has_parked=has_parked_messages())
 
-    @admin.display(description="attention", boolean=True, ordering="has_parked")
-    def attention(self, order: Order) -> bool:
-        """A parked listener: something failed for good and waits for an operator."""
-        return not order.has_parked
+    @admin.display(description="needs attention", ordering="has_parked")
+    def attention(self, order: Order) -> str:
+        """What waits for an operator: a parked listener (something failed for good), or an order stuck
+        past its deadline. Nothing is shown when nothing does."""
+        reasons = []
+        if order.has_parked:
+            reasons.append("a listener is parked")
+        if order.status in UNSETTLED and order.created_at < stuck_since():
+            reasons.append(f"{order.status} past the deadline")
+        return format_html_join(", ", '<strong style="color: #ba2121">{}</strong>', ((r,) for r in reasons))
 
     @admin.display(description="listeners")
     def listeners(self, order: Order) -> str:

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from apps.products.events import StockDeducted, StockDeductFailed, StockRestored
 from apps.products.models import MovementKind, Product, ProductStatus, Stock, StockMovement, StockStep
@@ -40,7 +41,8 @@ def stock_add(*, product_id: int, quantity: int) -> int:
     """An operator adds units; returns the new stock."""
     if quantity <= 0:
         raise ApplicationError("Units to add must be greater than 0.", code="validation_error")
-    if not Stock.objects.filter(product_id=product_id).update(quantity=F("quantity") + quantity):
+    adding = Stock.objects.filter(product_id=product_id)
+    if not adding.update(quantity=F("quantity") + quantity, updated_at=timezone.now()):
         raise NotFound(f"Product {product_id} does not exist.")
     StockMovement.objects.create(product_id=product_id, kind=MovementKind.ADD, delta=quantity)
     return Stock.objects.get(product_id=product_id).quantity

@@ -486,6 +486,8 @@ def test_an_order_with_a_parked_listener_is_flagged_and_an_operator_sends_it_aga
 
     # then it is flagged in the list, found by the filter, and its page shows the parked listener
     assert [order.pk for order in shown(operator_client.get(changelist, {"attention": "parked"}))] == [shop.failed.pk]
+    flag = '<strong style="color: #ba2121">a listener is parked</strong>'
+    assert operator_client.get(changelist).content.decode().count(flag) == 1
     page = operator_client.get(reverse("admin:orders_order_change", args=[shop.failed.pk])).content.decode()
     assert "PARKED" in page and "DataError: boom" in page
 
@@ -502,6 +504,24 @@ def test_an_order_with_a_parked_listener_is_flagged_and_an_operator_sends_it_aga
     assert refund.parked_at is None and refund.dispatched_at is not None
     assert queued_messages() == queued_before + 1
     assert not shown(operator_client.get(changelist, {"attention": "parked"}))
+
+
+@pytest.mark.django_db
+def test_an_order_stuck_past_its_deadline_is_found_and_flagged_and_a_settled_one_never_is(
+    operator_client, shop, settings
+):
+    changelist = reverse("admin:orders_order_changelist")
+    # given the order still deciding, within its deadline: nothing to look at
+    assert not shown(operator_client.get(changelist, {"attention": "stuck"}))
+    assert "past the deadline" not in operator_client.get(changelist).content.decode()
+
+    # when it has been CREATED for longer than the saga's deadline (its sweep not running, say)
+    long_ago = timezone.now() - timedelta(seconds=settings.SAGA_DEADLINE_SECONDS + 1)
+    Order.objects.filter(pk__in=[shop.deciding.pk, shop.completed.pk]).update(created_at=long_ago)
+
+    # then the filter finds it, and only it (the completed one is as old, and settled), and the list says why
+    assert [order.pk for order in shown(operator_client.get(changelist, {"attention": "stuck"}))] == [shop.deciding.pk]
+    assert "CREATED past the deadline" in operator_client.get(changelist).content.decode()
 
 
 @pytest.mark.django_db

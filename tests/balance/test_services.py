@@ -1,6 +1,9 @@
+from datetime import timedelta
+
 import pytest
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from apps.balance.errors import BalanceLimitExceeded
 from apps.balance.events import BalanceRefunded, BalanceUsed, BalanceUseFailed
@@ -338,3 +341,20 @@ def test_the_database_refuses_a_second_use_row_for_one_order(make_user):
         BalanceTransaction.objects.create(
             user_id=user.pk, kind=TransactionKind.USE, amount=1_000, balance_after=8_000, order_id=301
         )
+
+
+@pytest.mark.django_db
+def test_every_change_of_a_balance_moves_its_updated_at(make_user):
+    # given a balance last changed a day ago
+    user = make_user(balance=10_000)
+    a_day_ago = timezone.now() - timedelta(days=1)
+    Balance.objects.filter(user_id=user.pk).update(updated_at=a_day_ago)
+
+    # when it is charged, then used, each time the stamp moves
+    balance_charge(user_id=user.pk, amount=1_000)
+    charged = Balance.objects.get(user_id=user.pk).updated_at
+    Balance.objects.filter(user_id=user.pk).update(updated_at=a_day_ago)
+    balance_use(order_id=901, user_id=user.pk, amount=1_000)
+    used = Balance.objects.get(user_id=user.pk).updated_at
+
+    assert charged > a_day_ago and used > a_day_ago

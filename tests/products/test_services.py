@@ -1,5 +1,8 @@
+from datetime import timedelta
+
 import pytest
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from apps.products.events import StockDeducted, StockDeductFailed, StockRestored
 from apps.products.models import MovementKind, Product, ProductStatus, Stock, StockMovement, StockStep
@@ -253,3 +256,14 @@ def test_the_database_refuses_a_second_deduct_movement_for_one_order_and_product
     # when / then
     with pytest.raises(IntegrityError), transaction.atomic():
         StockMovement.objects.create(product=product, kind=MovementKind.DEDUCT, delta=-1, order_id=61)
+
+
+@pytest.mark.django_db
+def test_adding_units_moves_the_stocks_updated_at(make_product):
+    product = make_product(stock=5)
+    a_day_ago = timezone.now() - timedelta(days=1)
+    Stock.objects.filter(product=product).update(updated_at=a_day_ago)
+
+    stock_add(product_id=product.pk, quantity=3)
+
+    assert Stock.objects.get(product=product).updated_at > a_day_ago
