@@ -53,5 +53,8 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Send again (parked or stuck, not handled)", permissions=["resend"])
     def send_again(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
-        sent = outbox_retry(message_ids=list(queryset.values_list("pk", flat=True)))
+        unhandled = list(queryset.filter(handled_at__isnull=True))
+        sent = outbox_retry(message_ids=[message.pk for message in unhandled])
+        for message in unhandled:
+            self.log_change(request, message, "Sent again.")
         self.message_user(request, f"Sent {sent} listener task(s) again.", messages.SUCCESS)

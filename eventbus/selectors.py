@@ -11,8 +11,8 @@ def messages_of_order(*, order_id: int) -> QuerySet[OutboxMessage]:
     return OutboxMessage.objects.filter(order_id=order_id).order_by("pk")
 
 
-def parked_message_ids(*, order_ids: Iterable[int]) -> list[int]:
-    return list(OutboxMessage.objects.filter(PARKED, order_id__in=list(order_ids)).values_list("pk", flat=True))
+def parked_messages(*, order_ids: Iterable[int]) -> list[OutboxMessage]:
+    return list(OutboxMessage.objects.filter(PARKED, order_id__in=list(order_ids)).only("pk", "order_id", "listener"))
 
 
 def has_parked_messages(order_id_field: str = "pk") -> Exists:

@@ -16,8 +16,9 @@ from apps.orders.services.saga import order_steps
 from apps.payments.selectors import payment_summaries
 from apps.products.selectors import products_for_order
 from common.admin import ReadOnlyAdminMixin
+from eventbus.models import OutboxMessage
 from eventbus.relay import outbox_retry
-from eventbus.selectors import has_parked_messages, messages_of_order, parked_message_ids
+from eventbus.selectors import has_parked_messages, messages_of_order, parked_messages
 
 UNSETTLED = (OrderStatus.CREATED, OrderStatus.PAYMENT_WAITING)
 
@@ -102,7 +103,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def payment(self, order: Order) -> str:
         summary = payment_summaries(order_ids=[order.pk]).get(order.pk)
         if summary is None:
-            return "none yet"
+            return "none yet" if order.status in UNSETTLED else f"none: the order was {order.status} before paying"
         return format_html(
             '<a href="{}">payment {}</a>: {} ({})',
             reverse("admin:payments_payment_change", args=[summary["id"]]),
@@ -132,7 +133,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "",
             "<tr><td>{}</td><td>{}</td><td><strong>{}</strong></td><td>{}</td><td>{}</td></tr>",
             (
-                (m.event_type, m.listener.rsplit(".", 1)[-1], m.state, m.dispatch_count, m.last_error[:200])
+                (m.event_type, m.listener.rsplit(".", 1)[-1], m.state, m.dispatch_count, _error_of(m))
                 for m in messages_of_order(order_id=order.pk)
             ),
         )
@@ -148,7 +149,11 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Retry parked listeners (e.g. a compensation that kept failing)", permissions=["resend"])
     def retry_parked_listeners(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        sent = outbox_retry(message_ids=parked_message_ids(order_ids=queryset.values_list("pk", flat=True)))
+        parked = parked_messages(order_ids=queryset.values_list("pk", flat=True))
+        sent = outbox_retry(message_ids=[message.pk for message in parked])
+        for order in queryset.filter(pk__in={message.order_id for message in parked}):
+            names = sorted(m.listener.rsplit(".", 1)[-1] for m in parked if m.order_id == order.pk)
+            self.log_change(request, order, f"Retried parked listeners: {', '.join(names)}.")
         self.message_user(request, f"Sent {sent} parked listener task(s) again.", messages.SUCCESS)
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
@@ -165,3 +170,9 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 continue
             self.log_change(request, order, f"Cancelled: now {status}.")
             self.message_user(request, f"Order {order.pk} cancelled: now {status}.", messages.SUCCESS)
+
+
+def _error_of(message: OutboxMessage) -> str:
+    """The row's last error; once the row was handled after all, said to be an earlier one."""
+    error = message.last_error[:200]
+    return f"(before it succeeded) {error}" if error and message.handled_at else error

@@ -142,7 +142,7 @@ def test_an_order_page_shows_its_items_steps_payment_and_failure(operator_client
     assert [(form.instance.product_id, form.instance.quantity) for form in items.formset] == [(shop.kettle.pk, 2)]
     assert f"Kettle (#{shop.kettle.pk})" in completed
     assert "the order passed its deadline" in failed
-    assert "none yet" in failed
+    assert "none: the order was FAILED before paying" in failed and "none yet" in deciding
     # A CREATED order shows the live process hash: balance reported, stock pending, no coupon to use.
     live = all_steps(stock="PENDING")
     assert ", ".join(f"{step}: <strong>{state}</strong>" for step, state in live.items()) in deciding
@@ -504,6 +504,36 @@ def test_an_order_with_a_parked_listener_is_flagged_and_an_operator_sends_it_aga
     assert refund.parked_at is None and refund.dispatched_at is not None
     assert queued_messages() == queued_before + 1
     assert not shown(operator_client.get(changelist, {"attention": "parked"}))
+    # and admin's history keeps what the operator did
+    logged = LogEntry.objects.filter(object_id=str(shop.failed.pk)).values_list("change_message", flat=True)
+    assert list(logged) == ["Retried parked listeners: refund_balance_task."]
+
+    # when the retried task succeeds, its old error reads as an earlier one
+    OutboxMessage.objects.filter(pk=refund.pk).update(handled_at=timezone.now())
+    page = operator_client.get(reverse("admin:orders_order_change", args=[shop.failed.pk])).content.decode()
+    assert "(before it succeeded) DataError: boom" in page
+
+
+@pytest.mark.django_db
+def test_an_operator_sends_an_outbox_row_again_and_admin_keeps_it_in_history(operator_client, shop):
+    # given a parked row, and a handled one selected with it
+    parked, handled = OutboxMessage.objects.filter(order_id=shop.failed.pk).order_by("pk")[:2]
+    OutboxMessage.objects.filter(pk=parked.pk).update(parked_at=timezone.now(), handled_at=None)
+    OutboxMessage.objects.filter(pk=handled.pk).update(handled_at=timezone.now(), parked_at=None)
+    queued_before = queued_messages()
+
+    # when the operator sends both again
+    response = operator_client.post(
+        reverse("admin:eventbus_outboxmessage_changelist"),
+        {"action": "send_again", "_selected_action": [parked.pk, handled.pk]},
+        follow=True,
+    )
+
+    # then only the unhandled one went, and admin's history says so
+    assert "Sent 1 listener task(s) again." in messages_of(response)
+    assert queued_messages() == queued_before + 1
+    logged = LogEntry.objects.filter(change_message="Sent again.").values_list("object_id", flat=True)
+    assert list(logged) == [str(parked.pk)]
 
 
 @pytest.mark.django_db
