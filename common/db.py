@@ -1,6 +1,6 @@
 """Database helpers the ORM has no single statement for."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.db import connection, models
@@ -61,3 +61,10 @@ def update_each(model: type[models.Model], *, key: str, field: str, values: Mapp
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*parameters, list(values), list(values.values())])
+
+
+def locked_values(model: type[models.Model], *, key: str, field: str, keys: Iterable[Any]) -> dict[Any, Any]:
+    """`field` of each row whose `key` is one of `keys`, the rows locked FOR UPDATE in one statement, in
+    order of key, so that two transactions locking overlapping rows never deadlock."""
+    rows = model.objects.select_for_update().filter(**{f"{key}__in": set(keys)}).order_by(key)
+    return dict(rows.values_list(key, field))

@@ -1,15 +1,14 @@
 """Liveness and readiness (docs/api.md, "Operations"), open to the orchestrator's probes.
 
 `/healthz` answers while the process serves: it touches nothing else, so a database outage does not get
-every API process restarted. `/readyz` checks what a request needs, each within CHECK_TIMEOUT_SECONDS:
-the database, Redis (process hashes, locks, rank, rate limits) and the broker; a failing check answers 503
-and says why, so that a load balancer sends requests elsewhere until it passes.
+every API process restarted. `/readyz` checks what a request needs, each within about a second
+(common.redis.QUICK_TIMEOUT_SECONDS): the database, Redis (process hashes, locks, rank, rate limits) and
+the broker; a failing check answers 503 and says why, so that a load balancer sends requests elsewhere
+until it passes.
 """
 
 from collections.abc import Callable
-from functools import lru_cache
 
-import redis
 from celery import current_app
 from django.conf import settings
 from django.db import connection
@@ -21,8 +20,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.openapi import NOT_ACCEPTABLE, errors
+from common.redis import QUICK_TIMEOUT_SECONDS, quick_client
+from eventbus.queue_depth import redis_broker
 
-CHECK_TIMEOUT_SECONDS = 1.0
 OK = "ok"
 
 
@@ -30,7 +30,7 @@ def _outcome(check: Callable[[], object]) -> str:
     try:
         check()
     except Exception as error:  # any failure is the answer, whatever raised it
-        return f"{type(error).__name__}: {error}"[:300] or type(error).__name__
+        return f"{type(error).__name__}: {error}"[:300]
     return OK
 
 
@@ -40,21 +40,16 @@ def _database() -> None:
 
 
 def _redis() -> None:
-    _redis_client(settings.REDIS_URL).ping()
+    quick_client(settings.REDIS_URL).ping()
 
 
 def _broker() -> None:
-    url = current_app.conf.broker_url
-    if url.startswith(("redis://", "rediss://")):
-        _redis_client(url).ping()
+    client = redis_broker()
+    if client is not None:
+        client.ping()
         return
-    with Connection(url, connect_timeout=CHECK_TIMEOUT_SECONDS) as broker:
-        broker.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_SECONDS)
-
-
-@lru_cache(maxsize=4)
-def _redis_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=CHECK_TIMEOUT_SECONDS, socket_connect_timeout=CHECK_TIMEOUT_SECONDS)
+    with Connection(current_app.conf.broker_url, connect_timeout=QUICK_TIMEOUT_SECONDS) as broker:
+        broker.ensure_connection(max_retries=1, timeout=QUICK_TIMEOUT_SECONDS)
 
 
 CHECKS = {"database": _database, "redis": _redis, "broker": _broker}

@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Task
 from django.conf import settings
@@ -35,6 +35,7 @@ from eventbus.outbox import (
 )
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 _running = threading.local()  # the handled marks of the outermost listener running in this thread
 
 
@@ -50,19 +51,20 @@ def _envelope_of(args: tuple, kwargs: dict) -> dict[str, Any] | None:
     return envelope if isinstance(envelope, dict) and "event_id" in envelope else None
 
 
-def _bookkeep(write: Callable[[], None]) -> None:
-    """Write to the outbox after the work: once more on a fresh connection if the first one died (its
-    database connection may have been cut while the task ran); if that fails too, the row stays
-    unhandled and the relay sends the task again, which changes nothing the second time."""
+def _bookkeep(write: Callable[[], T], *, failed: T = None) -> T:
+    """Write to the outbox beside the work, and return what the write returns: once more on a fresh
+    connection if the first one died (its database connection may have been cut while the task ran); if
+    that fails too, `failed`: the row stays as it was, and the relay sends the task again, which changes
+    nothing the second time."""
     for attempt in (1, 2):
         try:
-            write()
-            return
+            return write()
         except (DatabaseError, InterfaceError):  # InterfaceError: the connection is already closed
             if attempt == 2:
                 logger.warning("Could not update the outbox; the relay will send the task again", exc_info=True)
-                return
+                return failed
             close_old_connections()
+    return failed
 
 
 @contextmanager
@@ -102,13 +104,7 @@ class ListenerTask(Task):
     def _start(self, envelope: dict[str, Any]) -> bool:
         """Mark the row started; False if this delivery has nothing to run. If the mark cannot be
         written, the task runs: a repeat changes nothing the second time."""
-        needed = [True]
-
-        def mark() -> None:
-            needed[0] = outbox_mark_started(event_id=envelope["event_id"], listener=self.name)
-
-        _bookkeep(mark)
-        return needed[0]
+        return _bookkeep(lambda: outbox_mark_started(event_id=envelope["event_id"], listener=self.name), failed=True)
 
     def _run_batch(self, envelope: dict[str, Any]):
         """Run the task for its own row and the claimed ones in one transaction; the claim marks the

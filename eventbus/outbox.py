@@ -35,32 +35,29 @@ class Publication:
 
 def outbox_write(publications: Sequence[Publication]) -> list[Dispatch]:
     """Append each event to the history, and write one outbox row per listener of each event, in one
-    statement, in the caller's transaction."""
-    wanted = [(publication, listener) for publication in publications for listener in publication.listeners]
-    envelopes = [publication.envelope for publication in publications]
-    now = timezone.now()
-    parameters = [
-        [envelope["event_id"] for envelope in envelopes],
-        [envelope["event_type"] for envelope in envelopes],
-        [envelope["occurred_at"] for envelope in envelopes],
-        [envelope["source"] for envelope in envelopes],
-        [envelope.get("correlation_id") for envelope in envelopes],
-        [envelope.get("causation_id") for envelope in envelopes],
-        [envelope["data"].get("order_id") for envelope in envelopes],
-        [json.dumps(envelope["data"]) for envelope in envelopes],
-        now,
-        [publication.envelope["event_id"] for publication, _ in wanted],
-        [publication.envelope["event_type"] for publication, _ in wanted],
-        [listener.task.name for _, listener in wanted],
-        [publication.envelope["data"].get("order_id") for publication, _ in wanted],
-        [json.dumps(publication.envelope) for publication, _ in wanted],
-    ]
+    statement, in the caller's transaction. Each envelope is serialised once."""
+    envelopes = [json.dumps(publication.envelope) for publication in publications]
+    wanted = [(index, listener) for index, publication in enumerate(publications) for listener in publication.listeners]
+    envelope_of = [publications[index].envelope for index, _ in wanted]
     with connection.cursor() as cursor:
-        cursor.execute(WRITE_HISTORY_AND_OUTBOX, parameters)
+        cursor.execute(
+            WRITE_HISTORY_AND_OUTBOX,
+            [
+                envelopes,
+                timezone.now(),
+                [envelope["event_id"] for envelope in envelope_of],
+                [envelope["event_type"] for envelope in envelope_of],
+                [listener.task.name for _, listener in wanted],
+                [envelope["data"].get("order_id") for envelope in envelope_of],
+                [envelopes[index] for index, _ in wanted],
+            ],
+        )
         message_ids = [message_id for (message_id,) in cursor.fetchall()]
     return [
-        Dispatch(message_id=message_id, task=listener.task, envelope=publication.envelope, inline=listener.inline)
-        for message_id, (publication, listener) in zip(message_ids, wanted, strict=True)
+        Dispatch(
+            message_id=message_id, task=listener.task, envelope=publications[index].envelope, inline=listener.inline
+        )
+        for message_id, (index, listener) in zip(message_ids, wanted, strict=True)
     ]
 
 
@@ -126,15 +123,15 @@ def _send_and_mark(dispatches: Sequence[Dispatch], *, failure: str = "") -> None
 _TABLE = connection.ops.quote_name(OutboxMessage._meta.db_table)
 _HISTORY = connection.ops.quote_name(EventRecord._meta.db_table)
 # Every publication writes this one statement of fixed text (prepared once per connection): the events into the
-# history, and their listeners' rows into the outbox, the rows in the order given (RETURNING keeps it).
+# history (its columns read from each envelope), and their listeners' rows into the outbox, in the order
+# given (RETURNING keeps it).
 WRITE_HISTORY_AND_OUTBOX = f"""
 WITH history AS (
     INSERT INTO {_HISTORY}
         (event_id, event_type, occurred_at, source, correlation_id, causation_id, order_id, data)
-    SELECT * FROM unnest(
-        %s::uuid[], %s::varchar[], %s::timestamptz[], %s::varchar[], %s::varchar[], %s::uuid[], %s::bigint[],
-        %s::jsonb[]
-    )
+    SELECT (e->>'event_id')::uuid, e->>'event_type', (e->>'occurred_at')::timestamptz, e->>'source',
+        e->>'correlation_id', (e->>'causation_id')::uuid, (e->'data'->>'order_id')::bigint, e->'data'
+    FROM unnest(%s::jsonb[]) AS e
 )
 INSERT INTO {_TABLE}
     (event_id, event_type, listener, order_id, envelope, created_at, dispatch_count, failure_count, last_error)

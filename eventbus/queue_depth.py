@@ -8,22 +8,22 @@ that cannot be reached: the relay then waits for such a row as for a backlog.
 
 import logging
 from collections.abc import Iterable
-from functools import lru_cache
 
 import redis
 from celery import current_app
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
+from common.redis import quick_client
+
 logger = logging.getLogger(__name__)
 
 REDIS_SCHEMES = ("redis://", "rediss://")
-TIMEOUT_SECONDS = 1.0  # the relay must not hang on a broker that does not answer
 
 
 def waiting_messages(queues: Iterable[str]) -> dict[str, int | None]:
     """The number of messages waiting in each queue (not those a worker holds), or None if unknown."""
     names = sorted(set(queues))
-    client = _redis_broker()
+    client = redis_broker()
     if client is None or not names:
         return dict.fromkeys(names)
     lists = [_priority_lists(queue) for queue in names]
@@ -46,13 +46,9 @@ def _priority_lists(queue: str) -> list[str]:
     return [f"{prefix}{queue}{f'{separator}{step}' if step else ''}" for step in steps]
 
 
-def _redis_broker() -> redis.Redis | None:
+def redis_broker() -> redis.Redis | None:
+    """A quick client on the broker if it is one Redis; None for any other broker."""
     url = current_app.conf.broker_url
     if not isinstance(url, str) or not url.startswith(REDIS_SCHEMES) or ";" in url:  # ";": failover URLs
         return None
-    return _client_for(url)
-
-
-@lru_cache(maxsize=4)
-def _client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS)
+    return quick_client(url)

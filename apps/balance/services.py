@@ -10,7 +10,7 @@ from django.utils import timezone
 from apps.balance.errors import BalanceLimitExceeded
 from apps.balance.events import BalanceRefunded, BalanceUsed, BalanceUseFailed
 from apps.balance.models import Balance, BalanceStep, BalanceTransaction, TransactionKind
-from common.db import update_each
+from common.db import locked_values, update_each
 from common.errors import ApplicationError, NotFound
 from common.steps import StepOutcome, StepRejected, run_compensations, run_steps
 from eventbus import publish_all
@@ -54,17 +54,11 @@ INSUFFICIENT_BALANCE = "insufficient balance"
 def balance_take(uses: Iterable[BalanceUse]) -> dict[int, str]:
     """The balance step's effect for many orders at once (no step records, no events): each order's
     amount leaves its user's balance, in order of order id, or the order is refused and left untouched.
-    Returns the refused orders' reasons. The users' balances are locked in one statement (by user id,
-    so that two batches never deadlock), then written in one and recorded in the ledger in one."""
+    Returns the refused orders' reasons."""
     uses = sorted(uses, key=lambda use: use.order_id)
     refused = {use.order_id: "the amount to use must be greater than 0" for use in uses if use.amount <= 0}
     taking = [use for use in uses if use.order_id not in refused]
-    balances = dict(
-        Balance.objects.select_for_update()
-        .filter(user_id__in={use.user_id for use in taking})
-        .order_by("user_id")
-        .values_list("user_id", "amount")
-    )
+    balances = _locked_balances(use.user_id for use in taking)
     ledger = []
     for use in taking:
         available = balances.get(use.user_id)
@@ -81,10 +75,23 @@ def balance_take(uses: Iterable[BalanceUse]) -> dict[int, str]:
                 balance_after=after,
             )
         )
-    if ledger:
-        update_each(Balance, key="user_id", field="amount", values={e.user_id: balances[e.user_id] for e in ledger})
-        BalanceTransaction.objects.bulk_create(ledger)
+    _write_ledger(ledger)
     return refused
+
+
+def _locked_balances(user_ids: Iterable[int]) -> dict[int, int]:
+    return locked_values(Balance, key="user_id", field="amount", keys=user_ids)
+
+
+def _write_ledger(entries: list[BalanceTransaction]) -> list[BalanceTransaction]:
+    """Set each user's balance to its last entry's balance_after (one statement) and record the entries
+    (one statement). Call with the users' balances locked (_locked_balances)."""
+    if not entries:
+        return []
+    update_each(
+        Balance, key="user_id", field="amount", values={entry.user_id: entry.balance_after for entry in entries}
+    )
+    return BalanceTransaction.objects.bulk_create(entries)
 
 
 def balance_use_apply(*, user_id: int, order_id: int, amount: int) -> None:
@@ -120,20 +127,14 @@ def balance_use(*, order_id: int, user_id: int, amount: int) -> StepOutcome:
 
 
 def _refund_all(order_ids: list[int]) -> list[BalanceTransaction]:
-    """Give each order back what its USE took: the users' balances locked in one statement (by user id),
-    written in one, and the refunds recorded in one."""
+    """Give each order back what its USE took, in order of order id."""
     uses = list(
         BalanceTransaction.objects.filter(order_id__in=order_ids, kind=TransactionKind.USE).order_by("order_id")
     )
     missing = set(order_ids) - {use.order_id for use in uses}
     if missing:
         raise LookupError(f"balance steps applied without a USE in the ledger: orders {sorted(missing)}")
-    balances = dict(
-        Balance.objects.select_for_update()
-        .filter(user_id__in={use.user_id for use in uses})
-        .order_by("user_id")
-        .values_list("user_id", "amount")
-    )
+    balances = _locked_balances(use.user_id for use in uses)
     refunds = []
     for use in uses:
         balances[use.user_id] = after = balances[use.user_id] + use.amount
@@ -146,8 +147,7 @@ def _refund_all(order_ids: list[int]) -> list[BalanceTransaction]:
                 balance_after=after,
             )
         )
-    update_each(Balance, key="user_id", field="amount", values={r.user_id: balances[r.user_id] for r in refunds})
-    return BalanceTransaction.objects.bulk_create(refunds)
+    return _write_ledger(refunds)
 
 
 @transaction.atomic(savepoint=False)

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from apps.products.events import StockDeducted, StockDeductFailed, StockRestored
 from apps.products.models import MovementKind, Product, ProductStatus, Stock, StockMovement, StockStep
-from common.db import update_each
+from common.db import locked_values, update_each
 from common.errors import ApplicationError, NotFound
 from common.steps import StepOutcome, StepRejected, run_compensations, run_steps
 from eventbus import publish_all
@@ -57,16 +57,9 @@ class StockTake:
 def stock_take(orders: Iterable[StockTake]) -> dict[int, str]:
     """The stock step's effect for many orders at once (no step records, no events): every line of an
     order or, if one product is short, none of them; orders in order of order id. Returns the refused
-    orders' reasons. The products' stock is locked in one statement (by product id, so that two batches
-    never deadlock), then written in one, and the movements recorded in one."""
+    orders' reasons."""
     orders = sorted(orders, key=lambda order: order.order_id)
-    product_ids = {line.product_id for order in orders for line in order.lines}
-    stock = dict(
-        Stock.objects.select_for_update()
-        .filter(product_id__in=product_ids)
-        .order_by("product_id")
-        .values_list("product_id", "quantity")
-    )
+    stock = _locked_stock(line.product_id for order in orders for line in order.lines)
     refused, movements = {}, []
     for order in orders:
         needed = Counter()
@@ -84,12 +77,22 @@ def stock_take(orders: Iterable[StockTake]) -> dict[int, str]:
             )
             for line in order.lines
         ]
+    _write_movements(stock, movements)
+    return refused
+
+
+def _locked_stock(product_ids: Iterable[int]) -> dict[int, int]:
+    return locked_values(Stock, key="product_id", field="quantity", keys=product_ids)
+
+
+def _write_movements(stock: dict[int, int], movements: list[StockMovement]) -> None:
+    """Write the moved products' stock as `stock` says (one statement) and record the movements (one
+    statement). Call with the products' stock locked (_locked_stock)."""
     if movements:
         update_each(
             Stock, key="product_id", field="quantity", values={m.product_id: stock[m.product_id] for m in movements}
         )
         StockMovement.objects.bulk_create(movements)
-    return refused
 
 
 def stock_deduct_apply(*, order_id: int, lines: Iterable[StockLine]) -> None:
@@ -122,21 +125,17 @@ def stock_deduct(*, order_id: int, lines: Iterable[StockLine]) -> StepOutcome:
 
 
 def _restore_all(order_ids: list[int]) -> None:
-    """Put back what each order's DEDUCT movements took: the products' stock locked in one statement (by
-    product id), written in one, and the restores recorded in one."""
+    """Put back what each order's DEDUCT movements took."""
     deducted = list(StockMovement.objects.filter(order_id__in=order_ids, kind=MovementKind.DEDUCT).order_by("pk"))
-    stock = dict(
-        Stock.objects.select_for_update()
-        .filter(product_id__in={movement.product_id for movement in deducted})
-        .order_by("product_id")
-        .values_list("product_id", "quantity")
-    )
+    stock = _locked_stock(movement.product_id for movement in deducted)
     for movement in deducted:
         stock[movement.product_id] -= movement.delta
-    update_each(Stock, key="product_id", field="quantity", values={m.product_id: stock[m.product_id] for m in deducted})
-    StockMovement.objects.bulk_create(
-        StockMovement(product_id=m.product_id, kind=MovementKind.RESTORE, delta=-m.delta, order_id=m.order_id)
-        for m in deducted
+    _write_movements(
+        stock,
+        [
+            StockMovement(product_id=m.product_id, kind=MovementKind.RESTORE, delta=-m.delta, order_id=m.order_id)
+            for m in deducted
+        ],
     )
 
 
