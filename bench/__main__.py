@@ -111,6 +111,7 @@ def run(options: argparse.Namespace, environment: RunEnvironment) -> int:
         )
         hot, series["hot_product"] = phases.hot_product(api_url=api_url, customers=shop["hot"], sizes=sizes, say=say)
         found["saga orders, §5"] = violations()
+        saga["monitor"] = phases.monitor_run(say=say)
         say(f"invariants of docs/design.md §5 over every saga order: {len(found['saga orders, §5']) or 'none'} broken")
         rush = phases.coupon_rush(api_url=api_url, sizes=sizes, say=say)
         mono, series["monolith"] = phases.monolith(stage, customers=shop["monolith"])

@@ -5,6 +5,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import redis
 
@@ -392,3 +393,18 @@ def monolith(stage: Stage, *, customers: list[Customer], label: str = "monolith"
         ),
     }
     return figures, series
+
+
+def monitor_run(*, say: Say) -> dict:
+    """One run of the consistency monitor (apps.orders.monitor) over what the saga phases left in its window,
+    every order judged at rest: what beat pays for it every minute at this throughput."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from apps.orders.monitor import consistency_monitor
+
+    started = time.perf_counter()
+    run = consistency_monitor(timezone.now() + timedelta(seconds=settings.CONSISTENCY_SETTLE_SECONDS + 1))
+    took_ms = round((time.perf_counter() - started) * 1000, 1)
+    say(f"consistency monitor: {run.orders} orders in its window, {run.found} broken, {took_ms} ms")
+    return {"orders": run.orders, "found": run.found, "ms": took_ms}

@@ -117,6 +117,8 @@ def markdown(figures: dict) -> str:
         f"({saga.get('sql_queries_per_order_api')} + {saga.get('sql_queries_per_order_workers')}) |",
         f"| saga: Redis commands per order | {saga.get('redis_commands_per_order')} |",
         f"| saga: CPU per order | {_cpu(figures, 'saga')} |",
+        f"| consistency monitor: one run over its window | {saga.get('monitor', {}).get('ms')} ms for "
+        f"{saga.get('monitor', {}).get('orders')} orders, {saga.get('monitor', {}).get('found')} broken |",
         *_remote_rows(figures),
         f"| hot product: {hot['orders']} orders for {hot['stock']} units | {hot['completed']} COMPLETED, "
         f"{hot['failed']} FAILED, stock left {hot['stock_left']}; all decided in {hot['decided_s']} s, "

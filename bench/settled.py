@@ -62,9 +62,10 @@ def wait_delivered(monolith_users: list[int], *, say: Callable[[str], None], giv
 def saga_violations(monolith_users: list[int]) -> list[str]:
     """§5 over every order, §5.4 over the orders not placed by the monolith's customers."""
     from apps.orders.consistency import order_facts, violations
+    from apps.orders.facts import Scope
     from apps.orders.invariants import check_decisions
     from apps.orders.models import Order
 
     monolith_orders = set(Order.objects.filter(user_id__in=monolith_users).values_list("pk", flat=True))
     saga_orders = {pk: facts for pk, facts in order_facts().items() if pk not in monolith_orders}
-    return violations(decisions=False) + check_decisions(saga_orders)
+    return violations(decisions=False) + check_decisions(Scope(orders=saga_orders))

@@ -16,7 +16,7 @@ import sys
 
 from chaos import data, runner
 from chaos.environment import API_PORT, DB_NAME, REDIS_URL, RunEnvironment, Timings
-from chaos.faults import FULL_SCHEDULE, QUICK_SCHEDULE, FaultInjector
+from chaos.faults import FULL_SCHEDULE, QUICK_SCHEDULE, FaultInjector, popular_list_reader
 from chaos.load import LoadResult, issue_coupons, place_orders, plan_orders
 from chaos.runner import add_resource_options, fresh_run, refuse_unsafe_resources, running_fleet, say
 
@@ -78,7 +78,11 @@ def run(options: argparse.Namespace, environment: RunEnvironment) -> int:
         plans = plan_orders(shop, count=options.orders, rng=rng)
         load = LoadResult(total=len(plans))
         faults = FaultInjector(
-            fleet=fleet, schedule=QUICK_SCHEDULE if options.quick else FULL_SCHEDULE, load=load, rng=rng
+            fleet=fleet,
+            schedule=QUICK_SCHEDULE if options.quick else FULL_SCHEDULE,
+            load=load,
+            rng=rng,
+            after_flush=popular_list_reader(api_url=environment.api_url, token=shop.users[0].token),
         )
         say(f"placing {len(plans)} orders ({sum(p.with_coupon for p in plans)} with a coupon) under faults")
         faults.start()

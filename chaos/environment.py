@@ -46,6 +46,9 @@ TIMINGS = {
     "OUTBOX_RELAY_INTERVAL_SECONDS": "1",
     "OUTBOX_DISPATCH_GRACE_SECONDS": "2",
     "OUTBOX_START_GRACE_SECONDS": "2",
+    # The consistency monitor runs through the faults, and must find nothing.
+    "CONSISTENCY_MONITOR_INTERVAL_SECONDS": "5",
+    "CONSISTENCY_SETTLE_SECONDS": "15",
 }
 # The load is a few dozen users placing orders as fast as the run wants: no per-client rate limits.
 NO_RATE_LIMITS = {

@@ -3,7 +3,9 @@
 - kill: SIGKILL one prefork pool process of a worker (its task is redelivered; the pool forks anew);
 - crash: SIGKILL a worker's main process with its pool or threads, then start it again (a supervisor's
   restart); any worker, the remote calls' threads worker included;
-- flush: FLUSHDB on the run's Redis db: queued tasks, process hashes, locks and the broker's bindings go;
+- flush: FLUSHDB on the run's Redis db: queued tasks, process hashes, locks, the broker's bindings and the
+  daily rank go; then a customer reads the popular list (`after_flush`), and the API rebuilds the rank's
+  lost days from PostgreSQL while orders go on (the invariants check it equals PostgreSQL in the end);
 - cut: pg_terminate_backend on every connection the workers hold to the run's database (at least one).
 
 Both touch only the run's own Redis db and database, so that runs from other checkouts go on unharmed.
@@ -12,11 +14,13 @@ Both touch only the run's own Redis db and database, so that runs from other che
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
 import redis
+import requests
 
 from chaos.environment import WORKER_APP_NAME
 from chaos.load import LoadResult
@@ -56,6 +60,7 @@ class FaultInjector:
     schedule: tuple[tuple[float, str], ...]
     load: LoadResult
     rng: random.Random
+    after_flush: Callable[[], str] | None = None  # what happens right after a flush; its result, for the log
     injected: list[Injected] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     _thread: threading.Thread | None = None
@@ -121,7 +126,8 @@ class FaultInjector:
         client = redis.Redis.from_url(self.fleet.environment.redis_url)
         keys = client.dbsize()
         client.flushdb()
-        return f"FLUSHDB dropped {keys} keys"
+        detail = f"FLUSHDB dropped {keys} keys"
+        return f"{detail}; {self.after_flush()}" if self.after_flush else detail
 
     def _cut(self) -> str:
         """Celery's Django fixup closes a worker's connection after each task, so the workers hold
@@ -144,3 +150,18 @@ def terminate_backends(connection: psycopg.Connection, *, db_name: str, applicat
     Returns how many were terminated."""
     rows = connection.execute(CUT_QUERY, {"application_name": application_name, "db_name": db_name})
     return sum(1 for (done,) in rows if done)
+
+
+def popular_list_reader(*, api_url: str, token: str) -> Callable[[], str]:
+    """A customer reading the popular list: right after a flush, the API finds the rank's days lost and
+    rebuilds them from PostgreSQL, while the load's orders are counted. Anything but a 200 fails the fault."""
+
+    def read() -> str:
+        response = requests.get(
+            f"{api_url}/api/v1/products/ranks", headers={"Authorization": f"Token {token}"}, timeout=30
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"the popular list answered {response.status_code}: {response.text[:200]}")
+        return f"the popular list read again ({len(response.json())} products)"
+
+    return read

@@ -140,6 +140,9 @@ class Fleet:
 
     def __post_init__(self) -> None:
         self._schedule_dir = Path(tempfile.mkdtemp(prefix="chaos-beat-"))
+        # Where the fleet's processes write what they count, summed by the API's /metrics (common.metrics): the
+        # fleet's own, empty at its start; a restarted worker writes beside the counts of the one it replaces.
+        self.metrics_dir = Path(tempfile.mkdtemp(prefix="chaos-metrics-"))
         self.roles = {role.name: role for role in roles(self._schedule_dir, self.environment.api_port)}
         self.environment.log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -151,7 +154,10 @@ class Fleet:
             process = subprocess.Popen(
                 role.command,
                 cwd=ROOT,
-                env=self.environment.for_process(role.application_name),
+                env={
+                    **self.environment.for_process(role.application_name),
+                    "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
+                },
                 stdin=subprocess.DEVNULL,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
@@ -235,9 +241,10 @@ class Fleet:
             _signal_group(child.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.process.wait(timeout=5)
-        for path in self._schedule_dir.glob("*"):
-            path.unlink(missing_ok=True)
-        self._schedule_dir.rmdir()
+        for directory in (self._schedule_dir, self.metrics_dir):
+            for path in directory.glob("*"):
+                path.unlink(missing_ok=True)
+            directory.rmdir()
 
 
 def _signal_group(pgid: int, signum: int) -> None:

@@ -110,6 +110,7 @@ class Figures:
     stuck: int
     violations: int
     violation_samples: list[str]
+    monitor_findings: list[str]  # what the consistency monitor found while the run went on
     failed_by: dict[str, int]
     answers: dict[str, int]
     refusals: dict[str, int]
@@ -148,7 +149,7 @@ def gather(
 ) -> tuple[Figures, list[str], list[int]]:
     """The figures of the run, the full list of violations, and the ids of the stuck orders."""
     from apps.orders.consistency import violations
-    from apps.orders.models import Order, OrderStatus
+    from apps.orders.models import InvariantViolation, Order, OrderStatus
     from eventbus.models import OutboxMessage
 
     close_old_connections()
@@ -181,6 +182,7 @@ def gather(
         stuck=len(stuck),
         violations=len(found),
         violation_samples=found[:10],
+        monitor_findings=list(InvariantViolation.objects.order_by("pk").values_list("description", flat=True)),
         failed_by=dict(Counter(_failure_kind(o["failure_reason"]) for o in orders if o["status"] == "FAILED")),
         answers={str(answer): n for answer, n in sorted(load.answers.items(), key=str)},
         refusals=dict(load.refusals),
@@ -251,6 +253,9 @@ def _problems(figures: Figures, load: Any, faults: Any) -> list[str]:
         problems.append(f"{figures.stuck} orders stuck")
     if figures.violations:
         problems.append(f"{figures.violations} invariant violations")
+    if figures.monitor_findings:
+        found = figures.monitor_findings
+        problems.append(f"the consistency monitor found {len(found)}: {found[:3]}")
     if figures.server_errors:
         problems.append(f"{figures.server_errors} API answers were 5xx or failed connections: {load.errors[:3]}")
     if figures.cancel_replays_wrong:
@@ -277,6 +282,7 @@ def print_summary(figures: Figures) -> None:
         f"stuck             {figures.stuck}",
         f"violations        {figures.violations}",
         *(f"    {violation}" for violation in figures.violation_samples[:5]),
+        f"monitor findings  {len(figures.monitor_findings)}",
         f"API answers       {figures.answers}  (5xx / connection errors: {figures.server_errors})",
         f"faults injected   {figures.faults}",
         *(

@@ -1,7 +1,6 @@
 """The JSON error shape of docs/api.md for every 4xx and 5xx, and small helpers shared by the views."""
 
-import logging
-
+import structlog
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
@@ -12,7 +11,7 @@ from rest_framework.views import set_rollback
 
 from common.errors import ApplicationError
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 def error_body(code: str, message: str, details: dict | None = None) -> dict:
@@ -58,7 +57,8 @@ def exception_handler(exc, context) -> Response:
             headers["Retry-After"] = str(int(exc.wait))
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
         return Response(error_body(code, str(exc.detail)), status=exc.status_code, headers=headers)
-    logger.exception("Unhandled error in %s", context.get("view"))
+    view = context.get("view")
+    logger.exception("api_unhandled_error", view=type(view).__name__ if view is not None else None)
     return Response(
         error_body("internal_error", "Something went wrong on our side; the request changed nothing."),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,

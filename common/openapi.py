@@ -58,7 +58,9 @@ NOT_AUTHENTICATED = ErrorCode(401, "not_authenticated", "No `Authorization: Toke
 AUTHENTICATION_FAILED = ErrorCode(401, "authentication_failed", "The key is unknown, revoked or malformed.")
 PERMISSION_DENIED = ErrorCode(403, "permission_denied", "The caller may not act on this user (not theirs, not staff).")
 NOT_FOUND = ErrorCode(404, "not_found", "No such resource.")
-NOT_ACCEPTABLE = ErrorCode(406, "not_acceptable", "The Accept header allows no JSON, the API's only format.")
+NOT_ACCEPTABLE = ErrorCode(
+    406, "not_acceptable", "The Accept header allows none of the operation's formats: JSON (text for /metrics)."
+)
 ORDER_NOT_CANCELABLE = ErrorCode(409, "order_not_cancelable", "The order is already FAILED or CANCELED.")
 IDEMPOTENCY_KEY_IN_USE = ErrorCode(
     409, "idempotency_key_in_use", "The first request with this Idempotency-Key is still being processed."

@@ -6,10 +6,10 @@ for. Here the check and the count are one Lua script (a sliding window on a sort
 clock, shared by every API process), so a burst of N requests lets through exactly the rate.
 """
 
-import logging
 import math
 import uuid
 
+import structlog
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
 from rest_framework.settings import api_settings
@@ -17,7 +17,7 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from common.redis import redis_client
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 # KEYS[1] the client's window; ARGV: window seconds, limit, a unique member. Returns 0 if the request
 # is allowed (and counted), else the seconds until the oldest counted request leaves the window.
@@ -62,7 +62,7 @@ class ScopedRedisRateThrottle(ScopedRateThrottle):
             answer = script(keys=[self.key], args=[self.duration, self.num_requests, uuid.uuid4().hex])
         except RedisError:
             # A limiter that is down must not take the shop down with it.
-            logger.warning("Rate limit %s not checked: Redis is unreachable", self.scope, exc_info=True)
+            logger.warning("rate_limit_not_checked", scope=self.scope, reason="Redis is unreachable", exc_info=True)
             return True
         self._wait = float(answer)
         return self._wait <= 0

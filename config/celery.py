@@ -1,10 +1,11 @@
-import logging
 import os
 
+import structlog
 from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_init
 from django.db import close_old_connections
 
+from common import task_logs
 from common.worker_queues import add_queue_groups_option
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -14,6 +15,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # `celery -A config worker --queue-groups steps`: the queues of the installed apps, by group (common.queues).
 add_queue_groups_option(app)
+# Logs: Django's LOGGING, not Celery's own setup; every task's lines carry its ids (common/task_logs.py).
+task_logs.connect()
 
 
 @task_prerun.connect
@@ -35,5 +38,14 @@ def _check_connection_budget(sender, **kwargs) -> None:
     try:
         check_at_start([claim], what=f"The Celery worker {claim.name}")
     except ConnectionBudgetExceeded as refused:
-        logging.getLogger(__name__).critical("%s", refused)
+        structlog.get_logger(__name__).critical("worker_not_started", reason=str(refused))
         raise SystemExit(1) from refused
+
+
+@worker_init.connect
+def _count_tasks(**kwargs) -> None:
+    """Count and time every task this worker runs, for /metrics: importing common/metrics/tasks.py connects
+    its receivers (pool processes inherit them). Not imported at the top: this module is imported before
+    Django's settings, which in the tests put PROMETHEUS_MULTIPROC_DIR in the environment, and
+    prometheus-client reads that variable once, when first imported."""
+    import common.metrics.tasks  # noqa: F401

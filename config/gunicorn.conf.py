@@ -8,6 +8,7 @@ master checks that against the server before it starts any worker (common/connec
 import os
 
 from common.connection_budget import api_claim, api_pool_from_environment, check_at_start
+from common.metrics.processes import mark_process_dead
 from config import gunicorn_errors
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -30,6 +31,8 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "10"))
 # No max_requests: nothing leaks that a restart would contain, and each restart costs a boot and reconnects.
 errorlog = "-"
+# gunicorn's own lines in the fleet's shape, on stdout with the application's (config/gunicorn_logging.py).
+logger_class = "config.gunicorn_logging.Logger"
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None  # "-" for stdout; off by default (one line a request)
 # The `gunicornc` control socket would be one path ($HOME/.gunicorn/gunicorn.ctl) shared by every gunicorn
 # on the machine (tests, the chaos run, `make run`); nothing here uses it.
@@ -42,3 +45,9 @@ def on_starting(server) -> None:
     """Refuse to start when the API's connections would not fit the server (an `Error:` line, exit 1)."""
     claim = api_claim(workers=server.cfg.workers, threads=server.cfg.threads)
     check_at_start([claim], what="The API (gunicorn)", log=server.log)
+
+
+def child_exit(server, worker) -> None:
+    """A worker has exited (restarted, killed): its live gauges leave /metrics, its counts stay in the sum
+    (common.metrics.processes)."""
+    mark_process_dead(worker.pid)

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from common.health import HealthzApi, ReadyzApi
+from common.metrics.views import MetricsApi
 
 api_v1 = [
     path("", include("apps.products.urls")),
@@ -16,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("healthz", HealthzApi.as_view(), name="healthz"),
     path("readyz", ReadyzApi.as_view(), name="readyz"),
+    path("metrics", MetricsApi.as_view(), name="metrics"),
     # The OpenAPI document (YAML; ?format=json for JSON) and Swagger UI: open, never throttled.
     path("api/schema/", SpectacularAPIView.as_view(throttle_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", throttle_classes=[]), name="docs"),

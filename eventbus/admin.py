@@ -1,11 +1,15 @@
-"""The outbox as operators see it: what each event's listeners did, and what is parked."""
+"""The outbox as operators see it: what each event's listeners did, and what is parked; and the event
+history, every event published, which an order's timeline links to."""
+
+import json
 
 from django.contrib import admin, messages
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from common.admin import ReadOnlyAdminMixin
-from eventbus.models import OutboxMessage
+from eventbus.models import EventRecord, OutboxMessage
 from eventbus.relay import outbox_retry
 
 OPEN = Q(handled_at__isnull=True, parked_at__isnull=True)
@@ -58,3 +62,28 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         for message in unhandled:
             self.log_change(request, message, "Sent again.")
         self.message_user(request, f"Sent {sent} listener task(s) again.", messages.SUCCESS)
+
+
+@admin.register(EventRecord)
+class EventRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The event history, append-only: each envelope as it was published."""
+
+    list_display = ("occurred_at", "event_type", "source", "order_id", "event_id", "causation_id")
+    list_filter = ("event_type", "source")
+    search_fields = ("order_id__exact", "event_id__exact", "correlation_id__exact")
+    ordering = ("-occurred_at", "-pk")
+    fields = (
+        "event_id",
+        "event_type",
+        "occurred_at",
+        "source",
+        "order_id",
+        "correlation_id",
+        "causation_id",
+        "envelope_data",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="data")
+    def envelope_data(self, record: EventRecord) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(record.data, indent=2, ensure_ascii=False))

@@ -15,17 +15,18 @@ leaves the row to the task's own backoff. A final failure parks the row: an oper
 can send it again; nothing is dropped in silence.
 """
 
-import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, TypeVar
 
+import structlog
 from celery import Task
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, close_old_connections, transaction
 
 from eventbus.causation import handling
+from eventbus.log_context import handling_logged, log_ids
 from eventbus.outbox import (
     dispatch,
     outbox_claim_waiting,
@@ -34,7 +35,7 @@ from eventbus.outbox import (
     outbox_mark_started,
 )
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 T = TypeVar("T")
 _running = threading.local()  # the handled marks of the outermost listener running in this thread
 
@@ -43,7 +44,7 @@ def _send_again(task: Task, envelope: dict[str, Any]) -> None:
     try:
         dispatch(task, envelope)
     except Exception:
-        logger.warning("Could not send %s again; the outbox relay will", task.name, exc_info=True)
+        logger.warning("listener_not_sent_again", listener=task.name, **log_ids(envelope), exc_info=True)
 
 
 def _envelope_of(args: tuple, kwargs: dict) -> dict[str, Any] | None:
@@ -61,7 +62,7 @@ def _bookkeep(write: Callable[[], T], *, failed: T = None) -> T:
             return write()
         except (DatabaseError, InterfaceError):  # InterfaceError: the connection is already closed
             if attempt == 2:
-                logger.warning("Could not update the outbox; the relay will send the task again", exc_info=True)
+                logger.warning("outbox_mark_not_written", exc_info=True)  # the relay will send the task again
                 return failed
             close_old_connections()
     return failed
@@ -90,16 +91,19 @@ class ListenerTask(Task):
 
     def __call__(self, *args, **kwargs):
         envelope = _envelope_of(args, kwargs)
-        if envelope is not None and self._taken_from_broker():
-            if not self._start(envelope):
-                return None  # handled already (by a batch, or before a redelivery), or being handled now
-            if self.batched:
-                return self._run_batch(envelope)
-        with _handled_marks() as marks, handling([envelope] if envelope is not None else []):
-            result = super().__call__(*args, **kwargs)
-            if envelope is not None:
-                marks.append((envelope["event_id"], self.name))
-        return result
+        envelopes = [envelope] if envelope is not None else []
+        # Every line the run writes names its event and order (eventbus.log_context); unbound when it ends.
+        with handling_logged(envelopes):
+            if envelope is not None and self._taken_from_broker():
+                if not self._start(envelope):
+                    return None  # handled already (by a batch, or before a redelivery), or being handled now
+                if self.batched:
+                    return self._run_batch(envelope)
+            with _handled_marks() as marks, handling(envelopes):
+                result = super().__call__(*args, **kwargs)
+                if envelope is not None:
+                    marks.append((envelope["event_id"], self.name))
+            return result
 
     def _start(self, envelope: dict[str, Any]) -> bool:
         """Mark the row started; False if this delivery has nothing to run. If the mark cannot be
@@ -115,11 +119,13 @@ class ListenerTask(Task):
         the batch fails, the claims roll back with the work, and the claimed rows' tasks are sent again,
         since their own deliveries may have found them claimed and passed them by."""
         claimed: list[dict[str, Any]] = []
-        with _handled_marks() as marks:  # the outermost listener's: written when it ends
+        # The batch's ids stay bound until after the commit, for the inline listeners it runs (logged).
+        with _handled_marks() as marks, ExitStack() as logged:  # marks: the outermost listener's
             try:
                 with transaction.atomic():
                     others = settings.LISTENER_BATCH_SIZE - 1
                     claimed = outbox_claim_waiting(listener=self.name, limit=others) if others > 0 else []
+                    logged.enter_context(handling_logged([envelope, *claimed]))
                     with handling([envelope, *claimed]):
                         result = super().__call__(envelope, *claimed)
             except BaseException:

@@ -1,21 +1,22 @@
 """Writing, dispatching and marking the outbox's rows (eventbus.models.OutboxMessage)."""
 
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from celery import Task
 from django.db import DatabaseError, connection
 from django.db.models import F
 from django.utils import timezone
 
 from eventbus.events import DomainEvent
+from eventbus.log_context import log_ids
 from eventbus.models import EventRecord, OutboxMessage
 from eventbus.routing import Listener
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ def send_all(dispatches: Sequence[Dispatch]) -> list[int]:
         try:
             dispatch(pending.task, pending.envelope)
         except Exception:
-            logger.exception("Could not dispatch %s; the outbox relay will", pending.task.name)
+            # The relay sends it later.
+            logger.exception("listener_not_dispatched", listener=pending.task.name, **log_ids(pending.envelope))
         else:
             sent.append(pending.message_id)
     return sent
@@ -96,7 +98,9 @@ def run_inline(pending: Dispatch) -> None:
     try:
         pending.task(pending.envelope)
     except Exception as error:
-        logger.warning("Inline listener %s failed; sending it to its queue", pending.task.name, exc_info=True)
+        logger.warning(
+            "inline_listener_failed", listener=pending.task.name, **log_ids(pending.envelope), exc_info=True
+        )  # sent to its queue
         _send_and_mark([pending], failure=f"{type(error).__name__}: {error}")
 
 
@@ -115,7 +119,7 @@ def _send_and_mark(dispatches: Sequence[Dispatch], *, failure: str = "") -> None
         OutboxMessage.objects.filter(pk__in=sent).update(**changes)
     except DatabaseError:
         # The tasks are on their way; without the mark, the relay sends them once more (harmless).
-        logger.warning("Could not mark %d outbox rows dispatched", len(sent), exc_info=True)
+        logger.warning("outbox_dispatch_not_marked", rows=len(sent), exc_info=True)
 
 
 # Every listener task writes these marks: written as SQL of fixed text, they cost a fraction of the ORM's

@@ -6,16 +6,16 @@ one pipelined round trip of LLENs. Any other broker answers None (unknown), and 
 that cannot be reached: the relay then waits for such a row as for a backlog.
 """
 
-import logging
 from collections.abc import Iterable
 
 import redis
+import structlog
 from celery import current_app
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
 from common.redis import quick_client
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 REDIS_SCHEMES = ("redis://", "rediss://")
 
@@ -32,8 +32,9 @@ def waiting_messages(queues: Iterable[str]) -> dict[str, int | None]:
             for name in (each for per_queue in lists for each in per_queue):
                 pipe.llen(name)
             lengths = iter(pipe.execute())
-    except redis.RedisError:
-        logger.warning("Could not read the broker's queue lengths; the relay waits as for a backlog")
+    except redis.RedisError as error:
+        # The relay then waits for their rows as for a backlog.
+        logger.warning("broker_queue_lengths_unread", queues=names, error=str(error))
         return dict.fromkeys(names)
     return {queue: sum(next(lengths) for _ in per_queue) for queue, per_queue in zip(names, lists, strict=True)}
 

@@ -1,18 +1,23 @@
 """The outbox relay, run by beat: sends again every listener task that was not dispatched, whose message
 was lost, or whose run died (when: eventbus.resend). Listeners are idempotent, so a task sent twice
-changes nothing twice."""
+changes nothing twice. Each row sent again or parked is logged with its event's ids; a run with nothing
+to do logs nothing."""
 
 from datetime import timedelta
 
+import structlog
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from eventbus.log_context import log_ids
 from eventbus.models import EventRecord, OutboxMessage
 from eventbus.outbox import Dispatch, send_all
 from eventbus.resend import ResendRule
+
+logger = structlog.get_logger(__name__)
 
 
 def _claim(messages: list[OutboxMessage], now) -> list[Dispatch]:
@@ -22,16 +27,20 @@ def _claim(messages: list[OutboxMessage], now) -> list[Dispatch]:
     for message in messages:
         task = current_app.tasks.get(message.listener)
         if task is None:
-            unknown.append(message.pk)
+            unknown.append(message)
         elif message.dispatch_count >= settings.OUTBOX_MAX_DISPATCHES:
-            worn_out.append(message.pk)
+            worn_out.append(message)
         else:
             dispatches.append(Dispatch(message_id=message.pk, task=task, envelope=message.envelope))
-    park = OutboxMessage.objects.filter(handled_at__isnull=True)
-    park.filter(pk__in=worn_out).update(
-        parked_at=now, last_error=f"not handled after {settings.OUTBOX_MAX_DISPATCHES} dispatches"
-    )
-    park.filter(pk__in=unknown).update(parked_at=now, last_error="no such listener task")
+    for parked, reason in (
+        (worn_out, f"not handled after {settings.OUTBOX_MAX_DISPATCHES} dispatches"),
+        (unknown, "no such listener task"),
+    ):
+        OutboxMessage.objects.filter(pk__in=[m.pk for m in parked], handled_at__isnull=True).update(
+            parked_at=now, last_error=reason
+        )
+        for message in parked:
+            logger.warning("outbox_row_parked", listener=message.listener, reason=reason, **log_ids(message.envelope))
     # The start mark is cleared with the claim, so that a mark written afterwards is this dispatch's: "started
     # since dispatched" is then a mark that exists, never a comparison of two machines' clocks.
     OutboxMessage.objects.filter(pk__in=[d.message_id for d in dispatches]).update(
@@ -44,6 +53,9 @@ def _send_claimed(dispatches: list[Dispatch]) -> int:
     """Send the claimed rows' tasks; returns how many were sent. A row that could not be sent (the broker
     refused it) is released: due again at the next run, its dispatch budget as it was."""
     sent = set(send_all(dispatches))
+    for pending in dispatches:
+        if pending.message_id in sent:
+            logger.info("listener_sent_again", listener=pending.task.name, **log_ids(pending.envelope))
     unsent = [pending.message_id for pending in dispatches if pending.message_id not in sent]
     if unsent:
         OutboxMessage.objects.filter(pk__in=unsent, handled_at__isnull=True).update(

@@ -19,4 +19,10 @@ echo "Creating demo data..."
 # this process id below, stops first; started from a subshell so that it is not left to honcho to reap.
 ("$BIN/python" scripts/print_demo.py .run/demo.json --api "$API" --while-alive $$ &)
 
+# Every process of the fleet writes what it counts to its own files in one directory, which the API sums for
+# GET /metrics (common/metrics): emptied here, so that the counters start again with the fleet.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$PWD/.run/metrics}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+rm -f "$PROMETHEUS_MULTIPROC_DIR"/*.db
+
 exec "$BIN/honcho" start -f Procfile

@@ -3,15 +3,16 @@
 Found by apps.orders.consistency through common.app_hooks, like every app's invariants.py."""
 
 from collections import Counter, defaultdict
+from datetime import datetime
 
 from django.db.models import BigIntegerField, Case, F, Sum, When
 
 from apps.balance.models import Balance, BalanceStep, BalanceTransaction, TransactionKind
-from apps.orders.facts import Orders
+from apps.orders.facts import Orders, Scope, of_orders, within
 
 
-def check(orders: Orders) -> list[str]:
-    return _balances() + _order_ledgers(orders)
+def check(scope: Scope) -> list[str]:
+    return _balances(scope.users) + _order_ledgers(scope.orders)
 
 
 def evidence(order_id: int) -> dict[str, list]:
@@ -21,14 +22,16 @@ def evidence(order_id: int) -> dict[str, list]:
     }
 
 
-def _balances() -> list[str]:
-    """Each balance is never negative and equals the sum of its user's ledger."""
+def _balances(users: frozenset[int] | None) -> list[str]:
+    """Each balance is never negative and equals the sum of its user's ledger (at every commit: the
+    ledger row is written in the transaction that moves the balance)."""
     signed = Case(
         When(kind=TransactionKind.USE, then=-F("amount")), default=F("amount"), output_field=BigIntegerField()
     )
-    ledger = dict(BalanceTransaction.objects.order_by().values_list("user_id").annotate(total=Sum(signed)))
+    entries = within(BalanceTransaction.objects.order_by(), "user_id", users)
+    ledger = dict(entries.values_list("user_id").annotate(total=Sum(signed)))
     found = []
-    for user_id, amount in Balance.objects.values_list("user_id", "amount"):
+    for user_id, amount in within(Balance.objects, "user_id", users).values_list("user_id", "amount"):
         if amount < 0:
             found.append(f"user {user_id} has a negative balance")
         if amount != ledger.get(user_id, 0):
@@ -37,9 +40,10 @@ def _balances() -> list[str]:
 
 
 def _order_ledgers(orders: Orders) -> list[str]:
-    """Each order's uses and refunds, as its status says they must be."""
+    """Each order's uses and refunds, as its status says they must be, once it is at rest."""
+    orders = {order_id: order for order_id, order in orders.items() if order.at_rest}
     by_order: dict[int, list[tuple[str, int]]] = defaultdict(list)
-    for order_id, kind, amount in BalanceTransaction.objects.exclude(order_id=None).values_list(
+    for order_id, kind, amount in of_orders(BalanceTransaction.objects, orders).values_list(
         "order_id", "kind", "amount"
     ):
         by_order[order_id].append((kind, amount))
@@ -59,3 +63,9 @@ def _order_ledgers(orders: Orders) -> list[str]:
         if kinds[TransactionKind.USE] > 1 or kinds[TransactionKind.REFUND] > 1:
             found.append(f"order {order_id}: ledger kinds {dict(kinds)}")
     return found
+
+
+def touched(since: datetime, orders: Orders) -> dict[str, set[int]]:
+    """The users whose ledger moved since then (charges included)."""
+    recent = BalanceTransaction.objects.filter(created_at__gte=since).order_by()
+    return {"users": set(recent.values_list("user_id", flat=True).distinct())}

@@ -3,15 +3,16 @@
 Found by apps.orders.consistency through common.app_hooks, like every app's invariants.py."""
 
 from collections import defaultdict
+from datetime import datetime
 
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from apps.coupons.models import Coupon, CouponStep, UserCoupon, UserCouponStatus
-from apps.orders.facts import Orders
+from apps.orders.facts import Orders, Scope, within
 
 
-def check(orders: Orders) -> list[str]:
-    return _issued() + _uses(orders)
+def check(scope: Scope) -> list[str]:
+    return _issued(scope.coupons) + _uses(scope)
 
 
 def evidence(order_id: int) -> dict[str, list]:
@@ -21,11 +22,13 @@ def evidence(order_id: int) -> dict[str, list]:
     }
 
 
-def _issued() -> list[str]:
+def _issued(coupons: frozenset[int] | None) -> list[str]:
     """A coupon is never issued beyond its quantity, and its counter counts its user coupons."""
     found = []
-    coupons = Coupon.objects.annotate(issued_rows=Count("issued")).values_list(
-        "pk", "issued_rows", "issued_count", "quantity"
+    coupons = (
+        within(Coupon.objects, "pk", coupons)
+        .annotate(issued_rows=Count("issued"))
+        .values_list("pk", "issued_rows", "issued_count", "quantity")
     )
     for coupon_id, issued, counter, quantity in coupons:
         if issued != counter or issued > quantity:
@@ -33,15 +36,25 @@ def _issued() -> list[str]:
     return found
 
 
-def _uses(orders: Orders) -> list[str]:
+def _uses(scope: Scope) -> list[str]:
     """A user coupon is used by at most one live order (neither FAILED nor CANCELED), and it is USED, by
-    that order, if and only if that order exists."""
+    that order, if and only if that order exists. Judged once every order of the scope naming it is at
+    rest (an order in flight may not have taken it yet, or given it back)."""
     live_holders: dict[int, list[int]] = defaultdict(list)
-    for order_id, order in orders.items():
-        if order.user_coupon_id is not None and not order.given_back:
+    moving: set[int] = set()
+    for order_id, order in scope.orders.items():
+        if order.user_coupon_id is None:
+            continue
+        if not order.at_rest and not scope.everything:
+            moving.add(order.user_coupon_id)
+        if not order.given_back:
             live_holders[order.user_coupon_id].append(order_id)
+    user_coupons = UserCoupon.objects.all()
+    if not scope.everything:
+        named = {order.user_coupon_id for order in scope.orders.values()} - {None} - moving
+        user_coupons = user_coupons.filter(pk__in=named)
     found = []
-    for user_coupon_id, status, used_by in UserCoupon.objects.values_list("pk", "status", "used_by_order_id"):
+    for user_coupon_id, status, used_by in user_coupons.values_list("pk", "status", "used_by_order_id"):
         holders = sorted(live_holders.get(user_coupon_id, []))
         named = ", ".join(f"order {order_id}" for order_id in holders) or "none"
         if len(holders) > 1:
@@ -51,3 +64,10 @@ def _uses(orders: Orders) -> list[str]:
             by = f" by order {used_by}" if used_by is not None else ""
             found.append(f"user coupon {user_coupon_id} is {status}{by}, live orders: {named}")
     return found
+
+
+def touched(since: datetime, orders: Orders) -> dict[str, set[int]]:
+    """The coupons of those orders' user coupons, and those issued since then."""
+    named = {order.user_coupon_id for order in orders.values()} - {None}
+    user_coupons = UserCoupon.objects.filter(Q(pk__in=named) | Q(issued_at__gte=since)).order_by()
+    return {"coupons": set(user_coupons.values_list("coupon_id", flat=True).distinct())}

@@ -38,7 +38,8 @@ class UserCoupon(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=8, choices=UserCouponStatus.choices, default=UserCouponStatus.UNUSED)
     used_by_order_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    issued_at = models.DateTimeField(auto_now_add=True)
+    # Indexed for the consistency monitor, which checks the coupons issued recently.
+    issued_at = models.DateTimeField(auto_now_add=True, db_index=True)
     used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

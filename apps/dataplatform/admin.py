@@ -1,4 +1,5 @@
-"""Deliveries to the data platform: read-only, and dead ones may be sent again through the service."""
+"""Deliveries to the data platform: read-only, and dead ones may be sent again through the service. The list
+shows the data platform's circuit breaker, which operators may close by hand."""
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -8,11 +9,14 @@ from django.utils.translation import ngettext
 from apps.dataplatform.models import Delivery
 from apps.dataplatform.services import delivery_resend
 from common.admin import ReadOnlyAdminMixin
+from common.circuit import DATA_PLATFORM
+from common.circuit_admin import CircuitBreakerAdminMixin
 from common.errors import ApplicationError
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeliveryAdmin(CircuitBreakerAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    circuit_breaker = DATA_PLATFORM
     list_display = ("id", "order_id", "event_type", "status", "attempts", "last_error", "updated_at", "delivered_at")
     list_filter = ("status", "event_type")
     search_fields = ("order_id__exact",)

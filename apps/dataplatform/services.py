@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from apps.dataplatform.models import Delivery, DeliveryStatus
 from apps.orders.events import OrderCanceled, OrderCompleted
+from common.circuit import DATA_PLATFORM, CircuitOpen
 from common.db import insert_or_skip
 from common.errors import ApplicationError, RetryableError
 
@@ -75,7 +76,9 @@ def _post(url: str, delivery: Delivery) -> None:
 
 
 def delivery_attempt(*, delivery_id: int) -> str:
-    """One try. Returns the new status; raises DeliveryFailed when a later try may succeed."""
+    """One try. Returns the new status; raises DeliveryFailed when a later try may succeed, and
+    CallDeferred when the platform's circuit breaker (common.circuit) let no call through: then nothing
+    was sent and no try is counted."""
     delivery = Delivery.objects.get(pk=delivery_id)
     if delivery.status in SETTLED:
         return delivery.status
@@ -87,16 +90,31 @@ def delivery_attempt(*, delivery_id: int) -> str:
     if not url:
         Delivery.objects.filter(pk=delivery_id).update(status=DeliveryStatus.RECORDED, delivered_at=timezone.now())
         return DeliveryStatus.RECORDED
-    Delivery.objects.filter(pk=delivery_id).update(attempts=F("attempts") + 1)
     try:
-        _post(url, delivery)
+        with DATA_PLATFORM.calling(key=_idempotency_key(delivery), outage=DeliveryFailed) as call:
+            if call.just_answered:  # another run sent it a moment ago?
+                status = Delivery.objects.values_list("status", flat=True).get(pk=delivery_id)
+                if status in SETTLED:
+                    call.skip()
+                    return status
+            return _send(url, delivery)
+    except CircuitOpen as waiting:
+        Delivery.objects.filter(pk=delivery_id).update(status=DeliveryStatus.RETRYING, last_error=str(waiting))
+        raise
     except DeliveryFailed as failure:
         Delivery.objects.filter(pk=delivery_id).update(status=DeliveryStatus.RETRYING, last_error=str(failure))
         raise
+
+
+def _send(url: str, delivery: Delivery) -> str:
+    """POST the delivery and record the answer: SENT, or DEAD if the platform refused it (4xx)."""
+    Delivery.objects.filter(pk=delivery.pk).update(attempts=F("attempts") + 1)
+    try:
+        _post(url, delivery)
     except DeliveryRefused as refusal:
-        Delivery.objects.filter(pk=delivery_id).update(status=DeliveryStatus.DEAD, last_error=str(refusal))
+        Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.DEAD, last_error=str(refusal))
         return DeliveryStatus.DEAD
-    Delivery.objects.filter(pk=delivery_id).update(
+    Delivery.objects.filter(pk=delivery.pk).update(
         status=DeliveryStatus.SENT, delivered_at=timezone.now(), last_error=""
     )
     return DeliveryStatus.SENT

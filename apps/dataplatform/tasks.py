@@ -11,6 +11,7 @@ from apps.dataplatform.services import (
     platform_payload,
 )
 from apps.orders.events import OrderCanceled, OrderCompleted
+from common.circuit import CallDeferred, wait_for_circuit
 from common.tasks import LISTENER_TASK_OPTIONS
 from eventbus.events import event_from_envelope
 
@@ -22,8 +23,13 @@ def _backoff(retries: int) -> float:
 
 
 def _attempt_or_retry(task: Task, delivery_id: int) -> None:
+    """A failed try is retried with backoff, up to DATA_PLATFORM_MAX_ATTEMPTS tries. A wait for the platform's
+    circuit breaker is no try (wait_for_circuit): while the platform is down the fleet makes one call per
+    cool-off, and the deliveries that wait spend none of their tries."""
     try:
         delivery_attempt(delivery_id=delivery_id)
+    except CallDeferred as deferred:
+        wait_for_circuit(task, deferred)
     except DeliveryFailed as failure:
         if task.request.retries + 1 >= settings.DATA_PLATFORM_MAX_ATTEMPTS:
             delivery_give_up(delivery_id=delivery_id, error=str(failure))

@@ -1,18 +1,24 @@
-"""Orders as operators see them: read-only. An order changes only through the saga's services."""
+"""Orders as operators see them: read-only. An order changes only through the saga's services. Each
+order has a timeline (apps.orders.timeline): everything that happened to it, oldest first."""
 
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from redis.exceptions import RedisError
 
 from apps.orders.models import Order, OrderItem, OrderStatus
 from apps.orders.services import OrderNotCancelable, order_cancel
 from apps.orders.services.saga import order_steps
+from apps.orders.timeline import displayed_steps, millis, order_timeline, related_links, step_records
 from apps.payments.selectors import payment_summaries
 from apps.products.selectors import products_for_order
 from common.admin import ReadOnlyAdminMixin
@@ -23,9 +29,15 @@ from eventbus.selectors import has_parked_messages, messages_of_order, parked_me
 UNSETTLED = (OrderStatus.CREATED, OrderStatus.PAYMENT_WAITING)
 
 
-def stuck_since() -> datetime:
-    """An order created before this and still undecided or unpaid is past its deadline: stuck."""
-    return timezone.now() - timedelta(seconds=settings.SAGA_DEADLINE_SECONDS)
+# Stuck: still CREATED or PAYMENT_WAITING this long after it was placed (the saga's deadline counts from
+# there too). Shorter thresholds find an order in trouble before the sweep fails it.
+STUCK_FOR = {"stuck_1m": (60, "1 minute"), "stuck_5m": (300, "5 minutes"), "stuck_1h": (3600, "1 hour")}
+
+
+def stuck_since(seconds: float | None = None) -> datetime:
+    """An order created before this and still undecided or unpaid is stuck: past the saga's deadline,
+    or past `seconds`."""
+    return timezone.now() - timedelta(seconds=settings.SAGA_DEADLINE_SECONDS if seconds is None else seconds)
 
 
 class NeedsAttentionFilter(admin.SimpleListFilter):
@@ -36,6 +48,7 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
         return [
             ("parked", "a listener is parked (e.g. a compensation that kept failing)"),
             ("stuck", f"still CREATED or PAYMENT_WAITING past the saga deadline ({settings.SAGA_DEADLINE_SECONDS} s)"),
+            *((value, f"still CREATED or PAYMENT_WAITING over {words}") for value, (_, words) in STUCK_FOR.items()),
         ]
 
     def queryset(self, request, queryset):
@@ -43,6 +56,9 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
             return queryset.filter(has_parked=True)
         if self.value() == "stuck":
             return queryset.filter(status__in=UNSETTLED, created_at__lt=stuck_since())
+        if self.value() in STUCK_FOR:
+            seconds, _ = STUCK_FOR[self.value()]
+            return queryset.filter(status__in=UNSETTLED, created_at__lt=stuck_since(seconds))
         return queryset
 
 
@@ -60,7 +76,7 @@ class OrderItemInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "user", "status", "total_price", "created_at", "completed_at", "attention")
+    list_display = ("id", "user", "status", "total_price", "created_at", "completed_at", "attention", "timeline")
     list_filter = ("status", NeedsAttentionFilter)
     actions = ("retry_parked_listeners", "cancel_orders")
     # `id__exact` compares the id as text, so a search for a username never breaks the integer lookup.
@@ -71,7 +87,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("id", "user", "status", "failure_reason")}),
         ("Prices", {"fields": ("gross_price", "discount_price", "total_price", "user_coupon_id")}),
-        ("Saga", {"fields": ("step_statuses", "payment", "listeners")}),
+        ("Saga", {"fields": ("timeline", "step_statuses", "payment", "related", "listeners")}),
         ("Times", {"fields": ("created_at", "decided_at", "completed_at", "failed_at", "canceled_at")}),
     )
     readonly_fields = (
@@ -83,8 +99,10 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "discount_price",
         "total_price",
         "user_coupon_id",
+        "timeline",
         "step_statuses",
         "payment",
+        "related",
         "listeners",
         "created_at",
         "decided_at",
@@ -95,9 +113,24 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="steps")
     def step_statuses(self, order: Order) -> str:
-        """The stored outcome once decided; the live process hash in Redis while the order is CREATED."""
-        steps = order_steps(order)
+        """The stored outcome once decided; the live process hash in Redis while the order is CREATED. A
+        step its participant has undone since (a compensation) reads UNDONE."""
+        try:
+            steps = order_steps(order)
+        except RedisError:
+            return "Redis cannot be read: see the timeline for the participants' own records."
+        steps = displayed_steps(steps, step_records(order.pk))
         return format_html_join(", ", "{}: <strong>{}</strong>", sorted(steps.items()))
+
+    @admin.display(description="timeline")
+    def timeline(self, order: Order) -> str:
+        return format_html('<a href="{}">timeline</a>', reverse("admin:orders_order_timeline", args=[order.pk]))
+
+    @admin.display(description="related rows")
+    def related(self, order: Order) -> str:
+        """The order's ledger rows, stock movements, coupon, payment, deliveries, step records, outbox
+        rows and events, each in its own admin."""
+        return format_html_join(" · ", '<a href="{}">{}</a>', ((link.url, link.label) for link in related_links(order)))
 
     @admin.display(description="payment")
     def payment(self, order: Order) -> str:
@@ -114,6 +147,36 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         return super().get_queryset(request).annotate(has_parked=has_parked_messages())
+
+    def get_urls(self):
+        timeline = path(
+            "<path:object_id>/timeline/",
+            self.admin_site.admin_view(self.timeline_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_timeline",
+        )
+        return [timeline, *super().get_urls()]
+
+    def timeline_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Everything that happened to one order, oldest first (apps.orders.timeline)."""
+        order = self.get_object(request, unquote(object_id))
+        if order is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, order):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": order,
+            "title": f"Timeline of order {order.pk}",
+            "timeline": order_timeline(order),
+            "time_zone": timezone.get_current_timezone_name(),
+            "times": [
+                (name, millis(getattr(order, name)))
+                for name in ("created_at", "decided_at", "completed_at", "failed_at", "canceled_at")
+                if getattr(order, name)
+            ],
+        }
+        return TemplateResponse(request, "admin/orders/order/timeline.html", context)
 
     @admin.display(description="needs attention", ordering="has_parked")
     def attention(self, order: Order) -> str:
@@ -176,3 +239,7 @@ def _error_of(message: OutboxMessage) -> str:
     """The row's last error; once the row was handled after all, said to be an earlier one."""
     error = message.last_error[:200]
     return f"(before it succeeded) {error}" if error and message.handled_at else error
+
+
+# The consistency monitor's findings, in their own module.
+from apps.orders import admin_violations  # noqa: E402, F401

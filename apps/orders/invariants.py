@@ -3,19 +3,25 @@ once (§5.4), counted from the decision events. See apps.orders.consistency for 
 
 from collections import Counter
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.utils import timezone
+
 from apps.orders.events import OrderCanceled, OrderFailed, OrderPaymentWaited
-from apps.orders.facts import Orders
+from apps.orders.facts import Orders, Scope, of_orders
 from apps.orders.models import Order, OrderItem
-from eventbus.models import OutboxMessage
+from eventbus.models import EventRecord
 
 WAITED, FAILED, CANCELED = OrderPaymentWaited.event_type(), OrderFailed.event_type(), OrderCanceled.event_type()
 DECISION_EVENTS = (WAITED, FAILED, CANCELED)
 
 
-def check(orders: Orders) -> list[str]:
-    return [f"order {order_id} is still {order.status}" for order_id, order in orders.items() if not order.settled]
+def check(scope: Scope) -> list[str]:
+    return [
+        f"order {order_id} is still {order.status}" for order_id, order in scope.orders.items() if scope.overdue(order)
+    ]
 
 
 def evidence(order_id: int) -> dict[str, list]:
@@ -25,10 +31,15 @@ def evidence(order_id: int) -> dict[str, list]:
     }
 
 
-def check_decisions(orders: Orders, published_events: Iterable[Any] | None = None) -> list[str]:
-    """§5.4, from the events a test saw published, or else from the outbox, which holds every event that
-    has a listener."""
-    decisions = _decision_events(published_events)
+def check_decisions(scope: Scope, published_events: Iterable[Any] | None = None) -> list[str]:
+    """§5.4, from the events a test saw published, or else from the event history. An order is judged
+    once at rest: a decision of an order in flight may still be coming."""
+    orders = {order_id: order for order_id, order in scope.orders.items() if order.at_rest}
+    if published_events is None:
+        # The history keeps EVENT_HISTORY_RETENTION_DAYS: an older order's decisions may be gone.
+        kept_since = timezone.now() - timedelta(days=settings.EVENT_HISTORY_RETENTION_DAYS)
+        orders = {order_id: order for order_id, order in orders.items() if order.created_at >= kept_since}
+    decisions = _decision_events(orders, published_events)
     waited = Counter(order_id for event_type, order_id in decisions if event_type == WAITED)
     failed = Counter(order_id for event_type, order_id in decisions if event_type == FAILED)
     canceled = Counter(order_id for event_type, order_id in decisions if event_type == CANCELED)
@@ -49,12 +60,9 @@ def check_decisions(orders: Orders, published_events: Iterable[Any] | None = Non
     return found
 
 
-def _decision_events(published_events: Iterable[Any] | None) -> list[tuple[str, int]]:
-    """(event type, order id) of every OrderPaymentWaited, OrderFailed and OrderCanceled, each event once."""
+def _decision_events(orders: Orders, published_events: Iterable[Any] | None) -> list[tuple[str, int]]:
+    """(event type, order id) of every OrderPaymentWaited, OrderFailed and OrderCanceled of `orders`."""
     if published_events is not None:
         return [(type(e).__name__, e.order_id) for e in published_events if type(e).__name__ in DECISION_EVENTS]
-    # The outbox has a row per event and listener: each event counts once.
-    rows = OutboxMessage.objects.filter(event_type__in=DECISION_EVENTS).values_list(
-        "event_type", "order_id", "event_id"
-    )
-    return [(event_type, order_id) for event_type, order_id, _ in rows.order_by().distinct()]
+    history = of_orders(EventRecord.objects.filter(event_type__in=DECISION_EVENTS), orders)
+    return list(history.values_list("event_type", "order_id"))

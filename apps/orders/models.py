@@ -80,3 +80,31 @@ class OrderItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} × product {self.product_id}"
+
+
+class InvariantViolation(models.Model):
+    """A broken invariant of docs/design.md §5, as the consistency monitor found it (apps.orders.monitor):
+    one open row per distinct finding, seen again on every run that finds it, until an operator marks it
+    resolved."""
+
+    description = models.TextField()
+    # The first order, user and product the finding names, to find it from them.
+    order_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    user_id = models.BigIntegerField(null=True, blank=True)
+    product_id = models.BigIntegerField(null=True, blank=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField()
+    times_seen = models.PositiveIntegerField(default=1)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["description"], condition=Q(resolved_at__isnull=True), name="invariant_violation_open_once"
+            ),
+        ]
+        indexes = [models.Index(fields=["-last_seen_at"], name="invariant_violation_recent")]
+
+    def __str__(self) -> str:
+        return self.description

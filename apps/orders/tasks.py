@@ -1,7 +1,10 @@
 """Listener tasks of the orders app."""
 
+from dataclasses import asdict
+
 from celery import shared_task
 
+from apps.orders.monitor import consistency_monitor
 from apps.orders.services import order_complete, order_fail, order_record_step, orders_recover
 from apps.orders.services.saga import UNPAID
 from apps.payments.events import PaymentCanceled, PaymentFailed, PaymentPaid
@@ -36,3 +39,9 @@ def fail_order_task(envelope: dict) -> None:
 def sweep_orders_task() -> dict:
     """Run by beat every SAGA_SWEEP_INTERVAL_SECONDS (apps.orders.services.recovery)."""
     return dict(orders_recover())
+
+
+@shared_task(queue=MAINTENANCE_QUEUE, acks_late=True, time_limit=120, soft_time_limit=100)
+def monitor_consistency_task() -> dict:
+    """Run by beat every CONSISTENCY_MONITOR_INTERVAL_SECONDS (apps.orders.monitor)."""
+    return asdict(consistency_monitor())

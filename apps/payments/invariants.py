@@ -3,15 +3,22 @@ of an order.
 
 Found by apps.orders.consistency through common.app_hooks, like every app's invariants.py."""
 
-from apps.orders.facts import OrderFacts, Orders
+from apps.orders.facts import OrderFacts, Scope, of_orders
 from apps.payments.models import Payment, PaymentStatus
 
 
-def check(orders: Orders) -> list[str]:
+def check(scope: Scope) -> list[str]:
     """A payment's amount is its order's total; it is COMPLETED exactly when its order is, and CANCELED
-    when its order is."""
+    when its order is (judged once the order is at rest, unless the run has settled)."""
+    orders = scope.orders
+    payments = Payment.objects.all()
+    if not scope.everything:
+        orders = {order_id: order for order_id, order in orders.items() if order.at_rest}
+        payments = of_orders(payments, orders)
     found = []
-    for payment_id, order_id, amount, status in Payment.objects.values_list("pk", "order_id", "amount", "status"):
+    for payment_id, order_id, amount, status in payments.values_list("pk", "order_id", "amount", "status"):
+        if not scope.everything and order_id not in orders:
+            continue
         order = orders.get(order_id)
         if order is None:
             found.append(f"payment {payment_id} is for order {order_id}, which does not exist")

@@ -1,16 +1,20 @@
-import logging
-
+import structlog
 from django.db import transaction
 from django.utils import timezone
 
+from apps.orders.events import OrderFailed
 from apps.payments.events import PaymentCanceled, PaymentFailed, PaymentPaid
-from apps.payments.gateway import get_gateway
+from apps.payments.gateway import GatewayUnavailable, get_gateway
 from apps.payments.models import Payment, PaymentStatus
+from common.circuit import PAYMENT_GATEWAY
 from common.db import insert_or_skip
 from common.errors import RetryableError
 from eventbus import publish
+from eventbus.selectors import order_history
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
+
+NOT_PAID_AFTER_WAIT = "not paid: the order failed while its payment waited for the gateway"
 
 
 def _publish_outcome(payment: Payment) -> None:
@@ -22,11 +26,15 @@ def _publish_outcome(payment: Payment) -> None:
         publish(PaymentCanceled(order_id=payment.order_id, payment_id=payment.pk, reason=payment.failure_reason))
 
 
-def payment_pay(*, order_id: int, user_id: int, amount: int) -> Payment | None:
+def payment_pay(*, order_id: int, user_id: int, amount: int, unless_order_failed: bool = False) -> Payment | None:
     """Pay for an order once. A repeat finds the payment decided and changes nothing.
 
     The gateway is called outside any transaction (it is slow and remote) with the payment's id as the
-    idempotency key, so a retry after a crash gets the gateway's first answer, not a second charge."""
+    idempotency key, so a retry after a crash gets the gateway's first answer, not a second charge. The
+    call goes through the gateway's circuit breaker (common.circuit): while it is open the call is not made
+    and CallDeferred is raised, the payment staying READY for the task's retry. That retry passes
+    `unless_order_failed`: an order that failed while its payment waited (its deadline passed, its customer
+    cancelled) is not charged; its payment fails without a call, rather than being paid and then cancelled."""
     if amount <= 0:
         publish(PaymentFailed(order_id=order_id, payment_id=None, reason="the amount to pay must be greater than 0"))
         return None
@@ -35,8 +43,14 @@ def payment_pay(*, order_id: int, user_id: int, amount: int) -> Payment | None:
         payment = Payment.objects.get(order_id=order_id)
     if payment.status != PaymentStatus.READY:
         return payment  # decided and reported before; the outbox delivers that report
-    result = get_gateway().pay(idempotency_key=f"payment-{payment.pk}", amount=payment.amount)
-    with transaction.atomic():
+    if unless_order_failed and _order_failed(order_id):
+        _decide(payment, {"status": PaymentStatus.FAILED, "failure_reason": NOT_PAID_AFTER_WAIT})
+        return payment
+    with PAYMENT_GATEWAY.calling(key=f"pay:payment-{payment.pk}", outage=GatewayUnavailable) as call:
+        if call.just_answered and _refreshed(payment).status != PaymentStatus.READY:
+            call.skip()  # another run paid it a moment ago
+            return payment
+        result = get_gateway().pay(idempotency_key=f"payment-{payment.pk}", amount=payment.amount)
         if result.approved:
             changes = {
                 "status": PaymentStatus.COMPLETED,
@@ -45,11 +59,27 @@ def payment_pay(*, order_id: int, user_id: int, amount: int) -> Payment | None:
             }
         else:
             changes = {"status": PaymentStatus.FAILED, "failure_reason": result.reason[:255]}
+        _decide(payment, changes)
+    return payment
+
+
+def _refreshed(payment: Payment) -> Payment:
+    payment.refresh_from_db()
+    return payment
+
+
+def _decide(payment: Payment, changes: dict) -> None:
+    """Move a READY payment to its outcome and report it, once: a run that finds it decided changes nothing."""
+    with transaction.atomic():
         if Payment.objects.filter(pk=payment.pk, status=PaymentStatus.READY).update(**changes):
             for field, value in changes.items():
                 setattr(payment, field, value)
             _publish_outcome(payment)
-    return payment
+
+
+def _order_failed(order_id: int) -> bool:
+    """The orders app failed the order (its OrderFailed is in the event history)."""
+    return order_history(order_id=order_id).filter(event_type=OrderFailed.event_type()).exists()
 
 
 def payment_cancel(*, order_id: int, reason: str) -> Payment | None:
@@ -57,17 +87,21 @@ def payment_cancel(*, order_id: int, reason: str) -> Payment | None:
     payment was in flight), or its customer cancelled the completed order."""
     payment = Payment.objects.filter(order_id=order_id).first()
     if payment is None:
-        logger.warning("No payment to cancel for order %s", order_id)
+        logger.warning("payment_to_cancel_not_found", order_id=order_id)
         return None
     if payment.status == PaymentStatus.READY:
         raise RetryableError(f"payment {payment.pk} is still being paid")
     if payment.status == PaymentStatus.COMPLETED:
-        get_gateway().cancel(reference=payment.gateway_reference, idempotency_key=f"payment-{payment.pk}")
-        with transaction.atomic():
-            canceled = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.COMPLETED).update(
-                status=PaymentStatus.CANCELED, failure_reason=reason[:255], canceled_at=timezone.now()
-            )
-            payment.refresh_from_db()
-            if canceled:
-                _publish_outcome(payment)
+        with PAYMENT_GATEWAY.calling(key=f"cancel:payment-{payment.pk}", outage=GatewayUnavailable) as call:
+            if call.just_answered and _refreshed(payment).status != PaymentStatus.COMPLETED:
+                call.skip()  # another run cancelled it a moment ago
+                return payment
+            get_gateway().cancel(reference=payment.gateway_reference, idempotency_key=f"payment-{payment.pk}")
+            with transaction.atomic():
+                canceled = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.COMPLETED).update(
+                    status=PaymentStatus.CANCELED, failure_reason=reason[:255], canceled_at=timezone.now()
+                )
+                payment.refresh_from_db()
+                if canceled:
+                    _publish_outcome(payment)
     return payment

@@ -1,18 +1,29 @@
-from celery import shared_task
+from celery import Task, shared_task
 
 from apps.orders.events import OrderCanceled, OrderCompleteFailed, OrderPaymentWaited
 from apps.payments.services import payment_cancel, payment_pay
+from common.circuit import CallDeferred, wait_for_circuit
 from common.tasks import LISTENER_TASK_OPTIONS
 from eventbus.events import event_from_envelope
 
 
-@shared_task(**LISTENER_TASK_OPTIONS)
-def pay_task(envelope: dict) -> None:
+@shared_task(bind=True, **LISTENER_TASK_OPTIONS)
+def pay_task(self: Task, envelope: dict, waited: bool = False) -> None:
+    """While the gateway's circuit breaker is open the payment waits (READY), and after a wait it is made
+    only if its order has not failed meanwhile (`waited`)."""
     event: OrderPaymentWaited = event_from_envelope(envelope)
-    payment_pay(order_id=event.order_id, user_id=event.user_id, amount=event.total_price)
+    try:
+        payment_pay(
+            order_id=event.order_id, user_id=event.user_id, amount=event.total_price, unless_order_failed=waited
+        )
+    except CallDeferred as deferred:
+        wait_for_circuit(self, deferred, waited=True)
 
 
-@shared_task(**LISTENER_TASK_OPTIONS)
-def cancel_payment_task(envelope: dict) -> None:
+@shared_task(bind=True, **LISTENER_TASK_OPTIONS)
+def cancel_payment_task(self: Task, envelope: dict) -> None:
     event: OrderCompleteFailed | OrderCanceled = event_from_envelope(envelope)
-    payment_cancel(order_id=event.order_id, reason=event.reason)
+    try:
+        payment_cancel(order_id=event.order_id, reason=event.reason)
+    except CallDeferred as deferred:
+        wait_for_circuit(self, deferred)

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from apps.products.models import Product, ProductStatus
-from apps.products.rank import rank_top
+from apps.products.rank import rank_restore_lost, rank_top
+from apps.products.sales import shop_today
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,17 @@ def selling_products() -> QuerySet[Product]:
 
 def rank_cache_key() -> str:
     """Per day, so that a new day never serves yesterday's list."""
-    return f"products:popular:{timezone.localdate():%Y%m%d}"
+    return f"products:popular:{shop_today():%Y%m%d}"
 
 
 def popular_products() -> list[dict]:
-    """The top sellers of the last days, cached briefly: the rank moves with every completed order."""
+    """The top sellers of the last days, cached briefly: the rank moves with every completed order. A day
+    that Redis lost is rebuilt from PostgreSQL first; a list read while another process still rebuilds
+    one is served but not cached."""
     cached = cache.get(rank_cache_key())
     if cached is not None:
         return cached
+    restored = rank_restore_lost()
     top = rank_top()
     names = Product.objects.in_bulk([product_id for product_id, _ in top])
     result = [
@@ -51,5 +54,6 @@ def popular_products() -> list[dict]:
         for product_id, sold in top
         if product_id in names
     ]
-    cache.set(rank_cache_key(), result, settings.RANK_CACHE_SECONDS)
+    if not restored.still_lost:
+        cache.set(rank_cache_key(), result, settings.RANK_CACHE_SECONDS)
     return result

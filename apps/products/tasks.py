@@ -42,8 +42,4 @@ def add_to_rank_task(envelope: dict) -> None:
 @shared_task(**COMPENSATION_TASK_OPTIONS)
 def remove_from_rank_task(envelope: dict) -> None:
     event: OrderCanceled = event_from_envelope(envelope)
-    rank_remove_order(
-        order_id=event.order_id,
-        sold_at=event.completed_at,
-        lines=[(item.product_id, item.quantity) for item in event.items],
-    )
+    rank_remove_order(order_id=event.order_id, sold_at=event.completed_at)

@@ -1,9 +1,11 @@
 """Settings shared by every environment; values come from the environment (docs/api.md, Settings)."""
 
+import logging
 from pathlib import Path
 
 import environ
 
+from common.logs import configure_structlog, frequent_tasks, logging_config
 from common.queues import MAINTENANCE_QUEUE, InstalledAppQueues
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -34,10 +36,17 @@ INSTALLED_APPS = [
     "apps.balance",
     "apps.payments",
     "apps.dataplatform",
+    "django_structlog",
 ]
 
 MIDDLEWARE = [
-    # First: a body over API_MAX_BODY_BYTES is answered 413 before anything reads it.
+    # Outermost: every answer counted and timed by route for /metrics, refusals included; it reads no body.
+    "common.metrics.http.HttpMetricsMiddleware",
+    # The request's id (X-Request-ID, given or made, and returned), then bound to every log line of the
+    # request and to the tasks it sends (common/logs.py); neither reads the body.
+    "common.logs.RequestIdMiddleware",
+    "django_structlog.middlewares.RequestMiddleware",
+    # Then, before anything reads it: a body over API_MAX_BODY_BYTES is answered 413.
     "common.middleware.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, API docs) served by the application itself, compressed and cached for good.
@@ -93,6 +102,11 @@ DATABASE_COMMAND_CONNECTIONS = env.int("DATABASE_COMMAND_CONNECTIONS", default=2
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 API_MAX_BODY_DRAIN_BYTES = env.int("API_MAX_BODY_DRAIN_BYTES", default=10 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+
+# GET /metrics (common.metrics) is open unless this is set; then it needs `Authorization: Bearer <token>`.
+# PROMETHEUS_MULTIPROC_DIR, where the fleet's processes write what they count, is no setting: prometheus-client
+# reads it from the environment when a process starts (README, "Metrics").
+METRICS_TOKEN = env("METRICS_TOKEN", default="") or None
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHES = {
@@ -218,10 +232,21 @@ DATA_PLATFORM_MAX_ATTEMPTS = env.int("DATA_PLATFORM_MAX_ATTEMPTS", default=8)
 DATA_PLATFORM_BACKOFF_SECONDS = env.float("DATA_PLATFORM_BACKOFF_SECONDS", default=2.0)
 # Below CELERY_TASK_TIME_LIMIT: the relay leaves a retrying row that long, never starting a second chain beside it.
 DATA_PLATFORM_BACKOFF_MAX_SECONDS = env.float("DATA_PLATFORM_BACKOFF_MAX_SECONDS", default=45.0)
+# Circuit breakers around the payment gateway and the data platform (common/circuit.py): after this many
+# consecutive failures (unreachable, timed out, 5xx) anywhere in the fleet, no call for the cool-off; the tasks
+# wait their retry (at most CELERY_TASK_TIME_LIMIT at a time), then one trial call closes or reopens it.
+CIRCUIT_FAILURE_THRESHOLD = env.int("CIRCUIT_FAILURE_THRESHOLD", default=5)
+CIRCUIT_RESET_SECONDS = env.float("CIRCUIT_RESET_SECONDS", default=30.0)
 
 # Idempotency-Key (docs/api.md): keys are kept this long; a request waits this long for its key's first request.
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=5.0)
+
+# The consistency monitor (apps.orders.monitor): every interval, the invariants over the orders with an event
+# in the window and what they touched; an order's own effects once it settled CONSISTENCY_SETTLE_SECONDS ago.
+CONSISTENCY_MONITOR_INTERVAL_SECONDS = env.float("CONSISTENCY_MONITOR_INTERVAL_SECONDS", default=60.0)
+CONSISTENCY_MONITOR_WINDOW_SECONDS = env.float("CONSISTENCY_MONITOR_WINDOW_SECONDS", default=300.0)
+CONSISTENCY_SETTLE_SECONDS = env.float("CONSISTENCY_SETTLE_SECONDS", default=60.0)
 
 RANK_CACHE_SECONDS = env.int("RANK_CACHE_SECONDS", default=10)
 BALANCE_LIMIT = 10_000_000
@@ -266,6 +291,11 @@ CELERY_BEAT_SCHEDULE = {
     "purge-outbox": {"task": "eventbus.tasks.purge_outbox_task", "schedule": 3600},
     "purge-event-history": {"task": "eventbus.tasks.purge_event_history_task", "schedule": 3600},
     "purge-idempotency-keys": {"task": "idempotency.tasks.purge_idempotency_keys_task", "schedule": 3600},
+    "monitor-consistency": {
+        "task": "apps.orders.tasks.monitor_consistency_task",
+        "schedule": CONSISTENCY_MONITOR_INTERVAL_SECONDS,
+        "options": {"queue": MAINTENANCE_QUEUE, "expires": CONSISTENCY_MONITOR_INTERVAL_SECONDS},
+    },
     "sweep-orders": {
         "task": "apps.orders.tasks.sweep_orders_task",
         "schedule": SAGA_SWEEP_INTERVAL_SECONDS,
@@ -274,10 +304,17 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-}
+# --- Logs (common/logs.py; README, "Logs") -------------------------------------------------------
+# Every process writes one JSON object per line on stdout, the libraries' lines included; LOG_FORMAT=plain
+# gives a readable line for development instead.
+LOG_FORMAT = env("LOG_FORMAT", default="json")
+LOGGING = logging_config(level=env("LOG_LEVEL", default="INFO"), format_name=LOG_FORMAT)
+# Beat's frequent tasks (the relay, the sweep) log what they did, never that they ran.
+configure_structlog(quiet=frequent_tasks(CELERY_BEAT_SCHEDULE))
+# django-structlog: a request's id (the caller's X-Request-ID if it looks like one: common.logs) on every
+# line of the request and of the tasks it sends. One line per request and per task at INFO (request_finished,
+# task_succeeded with its duration); the lines as they start (and a task is sent) at DEBUG.
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
+DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG
+DJANGO_STRUCTLOG_CELERY_TASK_START_LOG_LEVEL = logging.DEBUG

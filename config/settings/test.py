@@ -1,3 +1,8 @@
+import atexit
+import os
+import shutil
+import tempfile
+
 from .base import *  # noqa: F403
 from .base import CACHES, DATABASES, INSTALLED_APPS, REST_FRAMEWORK, STORAGES, env
 
@@ -35,3 +40,22 @@ CHAOS_REDIS_URL = env("TEST_CHAOS_REDIS_URL", default="redis://127.0.0.1:6379/14
 # proves that a participant is one folder plus its route lines.
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.loyalty"]
 EVENT_ROUTES_MODULE = "tests.loyalty.routes"
+
+
+def _metrics_directory() -> str:
+    """A directory for this test run, removed when the process that made it exits (not a forked child)."""
+    path, owner = tempfile.mkdtemp(prefix="shop-test-metrics-"), os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == owner:
+            shutil.rmtree(path, ignore_errors=True)
+
+    atexit.register(remove)
+    return path
+
+
+# Metrics as the fleet counts them (common.metrics): every process of a test run (this one, and the workers and
+# servers it starts, which inherit the variable) writes to one directory, the run's own unless one is given.
+# Set here because prometheus-client reads it once, when first imported, which is after the settings.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_directory()

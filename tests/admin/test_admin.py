@@ -19,6 +19,7 @@ from apps.coupons.services import coupon_use
 from apps.dataplatform.models import Delivery, DeliveryStatus
 from apps.dataplatform.services import delivery_record
 from apps.orders.models import Order, OrderStatus
+from apps.orders.monitor import record_violations
 from apps.orders.process import record_step
 from apps.orders.services import OrderLineInput, order_complete, order_create, order_fail
 from apps.orders.services.saga import UNDECIDED
@@ -61,6 +62,8 @@ def shop(make_user, make_product, give_coupon):
 
     deciding = order_create(user_id=bob.pk, lines=[OrderLineInput(kettle.pk, 3)])
     record_step(deciding.pk, "balance", succeeded=True)
+    # what the consistency monitor would keep of a ledger row gone behind the services' back
+    record_violations([f"user {bob.pk}: balance 50000 != ledger 0"], timezone.now())
     return SimpleNamespace(
         alice=alice,
         bob=bob,
@@ -82,6 +85,7 @@ def shown(response) -> list:
 
 ADMIN_MODELS = [
     "orders.order",
+    "orders.invariantviolation",
     "balance.balance",
     "balance.balancetransaction",
     "balance.balancestep",
@@ -94,6 +98,7 @@ ADMIN_MODELS = [
     "payments.payment",
     "dataplatform.delivery",
     "eventbus.outboxmessage",
+    "eventbus.eventrecord",
 ]
 
 

@@ -34,9 +34,12 @@ OPERATIONS = {
     # the probes are open: no 401
     ("get", "/healthz"): {200} | EVERY_OPERATION - {401},
     ("get", "/readyz"): {200, 503} | EVERY_OPERATION - {401},
+    # open unless METRICS_TOKEN is set, then a 401 without `Authorization: Bearer <token>` (no user's key)
+    ("get", "/metrics"): {200} | EVERY_OPERATION,
 }
+OPEN = [("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")]
 KEYED = [operation for operation, statuses in OPERATIONS.items() if 422 in statuses]
-AUTHENTICATED = [operation for operation, statuses in OPERATIONS.items() if 401 in statuses]
+AUTHENTICATED = [operation for operation, statuses in OPERATIONS.items() if 401 in statuses and operation not in OPEN]
 READINESS_ANSWERS = {("get", "/readyz", 503)}  # not ready is an answer of its own shape, naming what failed
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -92,8 +95,9 @@ def test_every_operation_needs_a_token_and_the_scheme_says_token(schema):
         operation = operation_of(schema, method, path)
         assert operation["security"] == [{name: []}], (method, path)
         assert operation["responses"]["401"]["headers"]["WWW-Authenticate"]["required"] is True
-    for path in ("/healthz", "/readyz"):  # the probes are open
-        assert operation_of(schema, "get", path).get("security", []) in ([], [{}]), path
+    for method, path in OPEN:  # the probes are open, and /metrics unless its own token is set
+        assert operation_of(schema, method, path).get("security", []) in ([], [{}]), path
+    assert operation_of(schema, "get", "/metrics")["responses"]["401"]["headers"]["WWW-Authenticate"]["required"]
 
 
 def test_a_throttled_answer_says_when_to_come_back(schema):

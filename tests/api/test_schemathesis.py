@@ -234,8 +234,8 @@ def test_every_operation_was_fuzzed():
     if len(operations_started) < len(operations):
         pytest.skip("not every operation's fuzzing test was selected")
     assert set(examples_run) == operations
-    # the probes take no parameter and no key: there are only a few requests to make of them
-    probes = {"GET /healthz", "GET /readyz"}
+    # the probes and /metrics take no parameter and no key: there are only a few requests to make of them
+    probes = {"GET /healthz", "GET /readyz", "GET /metrics"}
     assert all(examples_run[label] >= 1 for label in probes), examples_run
     others = [n for label, n in examples_run.items() if label not in probes]
     assert min(others) >= MIN_EXAMPLES_PER_OPERATION, examples_run

@@ -4,7 +4,7 @@ test that checks docs/design.md §5 checks these too."""
 
 from collections import defaultdict
 
-from apps.orders.facts import Orders
+from apps.orders.facts import Scope
 from tests.loyalty.models import EntryKind, LoyaltyStep, PointsAccount, PointsEntry
 
 # What each settled order's points ledger must read.
@@ -15,7 +15,7 @@ EXPECTED = {
 }
 
 
-def check(orders: Orders) -> list[str]:
+def check(scope: Scope) -> list[str]:
     found = []
     kinds_by_order = defaultdict(list)
     earned, held = defaultdict(int), defaultdict(int)
@@ -28,9 +28,9 @@ def check(orders: Orders) -> list[str]:
     for account in PointsAccount.objects.all():
         if (account.points, account.reserved) != (earned[account.user_id], held[account.user_id]):
             found.append(f"user {account.user_id}: points {account.points}/{account.reserved} != ledger")
-    for order_id, order in orders.items():
+    for order_id, order in scope.orders.items():
         kinds = kinds_by_order.get(order_id, [])
-        if order.settled and "points" in order.participants and kinds not in EXPECTED[order.status]:
+        if order.at_rest and "points" in order.participants and kinds not in EXPECTED[order.status]:
             found.append(f"{order.status.lower()} order {order_id}: points ledger {kinds}")
         if "points" not in order.participants and kinds:
             found.append(f"order {order_id} does not concern the points step but has points {kinds}")

@@ -130,4 +130,5 @@ def test_an_order_that_cannot_be_reconciled_is_still_failed_at_its_deadline_and_
     # then the error is logged and counted, and both orders are failed by their deadline
     assert done == {"errors": 1, "failed": 2}
     assert {o.status for o in Order.objects.filter(pk__in=(broken.pk, other.pk))} == {"FAILED"}
-    assert f"of order {broken.pk} failed" in caplog.text
+    logged = [record.msg for record in caplog.records if isinstance(record.msg, dict)]  # structlog's events
+    assert any(line["event"] == "order_recovery_failed" and line["order_id"] == broken.pk for line in logged)

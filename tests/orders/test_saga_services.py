@@ -251,7 +251,8 @@ def test_a_step_result_for_an_unknown_order_is_ignored(published_events, caplog)
     # then
     assert first is None and decided is None
     assert published_events == []
-    assert "unknown order 987654" in caplog.text
+    logged = [record.msg for record in caplog.records if isinstance(record.msg, dict)]  # structlog's events
+    assert {(line["event"], line["order_id"]) for line in logged} == {("step_result_for_unknown_order", 987_654)}
 
 
 # --- the lock and the database fence ----------------------------------------------------------------------

@@ -26,10 +26,11 @@ def test_gunicorn_refuses_to_start_with_more_threads_than_the_server_has_connect
 
     started = run(gunicorn_command(free_port()), environment)
 
-    assert started.returncode == 1, started.stderr
+    written = started.stdout + started.stderr  # gunicorn's log lines are on stdout (config/gunicorn_logging.py)
+    assert started.returncode == 1, written
     assert "The API (gunicorn) would hold more PostgreSQL connections than the server allows" in started.stderr
     assert re.search(r"web +320 +gunicorn: 40 workers × 8 threads", started.stderr), started.stderr
-    assert "Booting worker" not in started.stderr
+    assert "Starting gunicorn" in written and "Booting worker" not in written
 
 
 def test_a_celery_worker_refuses_to_start_with_a_pool_larger_than_the_server_allows(test_database_name):
@@ -38,9 +39,10 @@ def test_a_celery_worker_refuses_to_start_with_a_pool_larger_than_the_server_all
 
     started = run([*command, "--without-gossip", "--without-mingle", "-l", "info"], environment)
 
-    assert started.returncode == 1, started.stderr
-    assert "would hold more PostgreSQL connections than the server allows" in started.stderr
-    assert "concurrency 500 (prefork)" in started.stderr
+    written = started.stdout + started.stderr  # the log's lines are on stdout (common/logs.py)
+    assert started.returncode == 1, written
+    assert "would hold more PostgreSQL connections than the server allows" in written
+    assert "concurrency 500 (prefork)" in written
 
 
 @pytest.mark.django_db

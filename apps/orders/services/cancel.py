@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from apps.orders.events import OrderCanceled
 from apps.orders.models import Order, OrderStatus
+from apps.orders.services.moves import order_moved
 from apps.orders.services.order_events import lines_of
 from apps.orders.services.saga import order_fail
 from common.errors import ApplicationError
@@ -50,6 +51,9 @@ def _cancel_completed(*, order_id: int, reason: str) -> bool:
     ):
         return False
     order = Order.objects.prefetch_related("items").get(pk=order_id)
+    order_moved(
+        order_id=order.pk, status=OrderStatus.CANCELED, created_at=order.created_at, at=order.canceled_at, reason=reason
+    )
     publish(
         OrderCanceled(
             order_id=order.pk,

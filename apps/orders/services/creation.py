@@ -6,6 +6,7 @@ from django.db import transaction
 
 from apps.coupons.selectors import usable_coupon_for_order
 from apps.orders.models import Order, OrderItem
+from apps.orders.services.moves import order_placed
 from apps.orders.services.order_events import order_created_event
 from apps.products.selectors import products_for_order
 from common.errors import ApplicationError
@@ -116,5 +117,6 @@ def order_create(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: i
             for product_id, quantity in priced.quantities.items()
         )
         publish(order_created_event(order, items))
+    order_placed(order_id=order.pk, total_price=order.total_price)
     order.created_items = items  # what the API answers with, without reading it back
     return order

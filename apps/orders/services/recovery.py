@@ -9,10 +9,10 @@
   cancelled, because the order can no longer be completed).
 """
 
-import logging
 from collections import Counter
 from datetime import timedelta
 
+import structlog
 from django.conf import settings
 from django.utils import timezone
 
@@ -22,7 +22,7 @@ from apps.payments.selectors import payment_status
 from common.participants import participant, step_names
 from common.tasks import RETRYABLE_ERRORS
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 DEADLINE_REASON = "the saga passed its deadline before every step reported"
 UNPAID_REASON = "the payment did not complete before the saga's deadline"
@@ -77,16 +77,19 @@ def orders_recover(*, now=None) -> Counter:
 def _attempt(done: Counter, counted_as: str | None, action, **kwargs) -> bool:
     """Run one order's recovery action and count what it did (`counted_as`, or the name it returns). An
     order that cannot be handled now is left to the next sweep; one that fails for another reason is
-    logged and counted as an error, and never keeps the sweep from the other orders (§5.5)."""
+    logged and counted as an error, and never keeps the sweep from the other orders (§5.5). Only what it
+    did or could not do is logged: a sweep with nothing to do writes nothing."""
+    ids = {"order_id": kwargs["order_id"], "action": action.__name__}
     try:
         result = action(**kwargs)
-    except RETRYABLE_ERRORS:
-        logger.info("%s of order %s must wait for the next sweep", action.__name__, kwargs["order_id"], exc_info=True)
+    except RETRYABLE_ERRORS as error:
+        logger.info("order_recovery_postponed", **ids, error=f"{type(error).__name__}: {error}")  # next sweep
         return False
     except Exception:
-        logger.exception("%s of order %s failed", action.__name__, kwargs["order_id"])
+        logger.exception("order_recovery_failed", **ids)
         done["errors"] += 1
         return False
     if result:
         done[counted_as or result] += 1
+        logger.info("order_recovered", **ids, outcome=counted_as or result)
     return bool(result)

@@ -1,7 +1,6 @@
 """The orders app's part of the saga: gather the participants' step results, decide once, complete or fail."""
 
-import logging
-
+import structlog
 from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -9,11 +8,12 @@ from redis.exceptions import RedisError
 from apps.orders.events import OrderCompleteFailed, OrderFailed, OrderPaymentWaited
 from apps.orders.models import Order, OrderStatus
 from apps.orders.process import FAILED, PENDING, SUCCESS, order_lock, read_steps, record_step
+from apps.orders.services.moves import order_moved
 from apps.orders.services.order_events import order_completed_event
 from common.participants import implied_steps, step_names
 from eventbus import publish
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 def _implied(order: Order, steps: dict[str, str]) -> dict[str, str]:
@@ -40,11 +40,11 @@ def order_record_step(*, order_id: int, step: str, succeeded: bool, reason: str 
         # from those of its creation (a participant added or removed since).
         order = (
             Order.objects.filter(pk=order_id)
-            .only("id", "user_id", "user_coupon_id", "total_price", "participants")
+            .only("id", "user_id", "user_coupon_id", "total_price", "participants", "created_at")
             .first()
         )
         if order is None:
-            logger.warning("Step result %s for unknown order %s", step, order_id)
+            logger.warning("step_result_for_unknown_order", order_id=order_id, step=step)
             return None
         steps = _implied(order, steps)
         if PENDING in steps.values():
@@ -68,10 +68,14 @@ def _decide(order: Order, steps: dict[str, str], reasons: dict[str, str]) -> str
             status=OrderStatus.FAILED, failure_reason=reason, steps=steps, decided_at=now, failed_at=now
         ):
             publish(_failed_event(order, reason))
+            order_moved(
+                order_id=order.pk, status=OrderStatus.FAILED, created_at=order.created_at, at=now, reason=reason
+            )
             return OrderFailed.event_type()
         return None
     if undecided.update(status=OrderStatus.PAYMENT_WAITING, steps=steps, decided_at=now):
         publish(OrderPaymentWaited(order_id=order.pk, user_id=order.user_id, total_price=order.total_price))
+        order_moved(order_id=order.pk, status=OrderStatus.PAYMENT_WAITING, created_at=order.created_at, at=now)
         return OrderPaymentWaited.event_type()
     return None
 
@@ -88,6 +92,7 @@ def order_complete(*, order_id: int) -> bool:
     order = Order.objects.prefetch_related("items").get(pk=order_id)
     if completed:
         publish(order_completed_event(order, order.items.all()))
+        order_moved(order_id=order.pk, status=OrderStatus.COMPLETED, created_at=order.created_at, at=now)
         return True
     if order.status in (OrderStatus.COMPLETED, OrderStatus.CANCELED):
         return False  # a repeated PaymentPaid (CANCELED: completed, then cancelled by its customer)
@@ -104,7 +109,11 @@ def order_fail(*, order_id: int, reason: str, from_statuses: tuple[str, ...]) ->
     """Fail the order if it is still in one of `from_statuses` and publish OrderFailed, once: an
     undecided order (UNDECIDED: the deadline, an operator) or an unpaid one (UNPAID: its payment
     failed or was cancelled). Returns True if this call failed it."""
-    order = Order.objects.filter(pk=order_id).only("id", "user_id", "user_coupon_id", "steps", "participants").first()
+    order = (
+        Order.objects.filter(pk=order_id)
+        .only("id", "user_id", "user_coupon_id", "steps", "participants", "created_at")
+        .first()
+    )
     if order is None:
         return False
     now = timezone.now()
@@ -114,6 +123,7 @@ def order_fail(*, order_id: int, reason: str, from_statuses: tuple[str, ...]) ->
     failed = Order.objects.filter(pk=order_id, status__in=from_statuses).update(**changes)
     if failed:
         publish(_failed_event(order, reason))
+        order_moved(order_id=order.pk, status=OrderStatus.FAILED, created_at=order.created_at, at=now, reason=reason)
     return bool(failed)
 
 
@@ -132,5 +142,5 @@ def _steps_if_readable(order: Order) -> dict[str, str] | None:
     try:
         return order_steps(order)
     except RedisError:
-        logger.warning("Order %s failed without its steps: Redis is unreachable", order.pk)
+        logger.warning("order_steps_unreadable", order_id=order.pk, reason="Redis is unreachable")
         return None

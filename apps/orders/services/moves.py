@@ -1,0 +1,29 @@
+"""What the operators' tools hear when an order moves, once the transaction that moved it commits: a log
+line (`order_payment_waiting`, `order_completed`, `order_failed`, `order_canceled`, with the order's id and
+the seconds since it was placed; `order_placed` when it is placed) and, for an outcome, the count in
+/metrics. Called by the service whose conditional update moved the order, only when it changed the row:
+so once per move."""
+
+from datetime import datetime
+from functools import partial
+
+import structlog
+from django.db import transaction
+
+from apps.orders.metrics import OUTCOMES, order_moved_on_commit
+
+logger = structlog.get_logger(__name__)
+
+
+def order_moved(*, order_id: int, status: str, created_at: datetime, at: datetime, reason: str = "") -> None:
+    if status in OUTCOMES:
+        order_moved_on_commit(status=status, created_at=created_at, at=at)
+    fields = {"order_id": order_id, "seconds": round((at - created_at).total_seconds(), 3)}
+    if reason:
+        fields["reason"] = reason
+    transaction.on_commit(partial(logger.info, f"order_{status.lower()}", **fields), robust=True)
+
+
+def order_placed(*, order_id: int, total_price: int) -> None:
+    """Called once the transaction that placed the order has ended (it adds no work to that commit)."""
+    logger.info("order_placed", order_id=order_id, total_price=total_price)
