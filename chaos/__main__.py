@@ -106,6 +106,7 @@ def run(options: argparse.Namespace, environment: RunEnvironment) -> int:
             sweep_interval=timings.sweep_interval,
             unexpected_exits=fleet.unexpected_exits(),
             started_at=runner.STARTED,
+            api_url=environment.api_url,
         )
         if found or stuck:
             say(f"evidence saved to {report.save_evidence(found=found, stuck=stuck, log_dir=environment.log_dir)}")

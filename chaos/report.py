@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import close_old_connections
 
@@ -130,6 +131,7 @@ class Figures:
     unexpected_exits: list[str]
     elapsed_seconds: float
     problems: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)  # the saga's lines of /metrics once the run settled
 
     @property
     def ok(self) -> bool:
@@ -146,6 +148,7 @@ def gather(
     sweep_interval: float,
     unexpected_exits: list[str],
     started_at: float,
+    api_url: str | None = None,
 ) -> tuple[Figures, list[str], list[int]]:
     """The figures of the run, the full list of violations, and the ids of the stuck orders."""
     from apps.orders.consistency import violations
@@ -201,9 +204,23 @@ def gather(
         deliveries_missing=settling.final.deliveries_missing,
         unexpected_exits=unexpected_exits,
         elapsed_seconds=round(time.monotonic() - started_at, 1),
+        metrics=scraped_saga_metrics(api_url) if api_url else [],
     )
     figures.problems = _problems(figures, load, faults)
     return figures, found, stuck
+
+
+# The lines of /metrics that tell the saga's story (histogram buckets left out: their sum and count stay).
+SAGA_METRICS = re.compile(r"^(saga_|outbox_|circuit_breaker_state|celery_tasks_total\{.*outcome=\"(failed|retried)\")")
+
+
+def scraped_saga_metrics(api_url: str) -> list[str]:
+    """What a dashboard would show of the run: the fleet's /metrics, read from its API."""
+    try:
+        text = requests.get(f"{api_url}/metrics", timeout=10).text
+    except requests.RequestException as error:
+        return [f"/metrics could not be read: {error}"]
+    return [line for line in text.splitlines() if SAGA_METRICS.match(line) and "_bucket{" not in line]
 
 
 def _compensation_seconds() -> dict[str, float | None]:
@@ -297,6 +314,8 @@ def print_summary(figures: Figures) -> None:
         f"compensations     done p50 {compensated['p50']} s, p95 {compensated['p95']} s, max {compensated['max']} s "
         "after their OrderFailed / OrderCanceled",
         f"elapsed           {figures.elapsed_seconds} s",
+        "/metrics once settled:",
+        *(f"    {line}" for line in figures.metrics),
     ]
     if figures.parked_outbox:
         lines.append(f"WARNING: {figures.parked_outbox} outbox rows are parked")

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db.models import BigIntegerField, Case, F, Sum, When
 
 from apps.balance.models import Balance, BalanceStep, BalanceTransaction, TransactionKind
-from apps.orders.facts import Orders, Scope, of_orders, within
+from apps.orders.facts import Orders, Scope, at_rest, of_orders, within
 
 
 def check(scope: Scope) -> list[str]:
@@ -41,7 +41,7 @@ def _balances(users: frozenset[int] | None) -> list[str]:
 
 def _order_ledgers(orders: Orders) -> list[str]:
     """Each order's uses and refunds, as its status says they must be, once it is at rest."""
-    orders = {order_id: order for order_id, order in orders.items() if order.at_rest}
+    orders = at_rest(orders)
     by_order: dict[int, list[tuple[str, int]]] = defaultdict(list)
     for order_id, kind, amount in of_orders(BalanceTransaction.objects, orders).values_list(
         "order_id", "kind", "amount"

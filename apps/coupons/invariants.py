@@ -38,8 +38,9 @@ def _issued(coupons: frozenset[int] | None) -> list[str]:
 
 def _uses(scope: Scope) -> list[str]:
     """A user coupon is used by at most one live order (neither FAILED nor CANCELED), and it is USED, by
-    that order, if and only if that order exists. Judged once every order of the scope naming it is at
-    rest (an order in flight may not have taken it yet, or given it back)."""
+    that order, if and only if that order exists. While orders run, judged once every order of the scope
+    naming it is at rest (an order in flight may not have taken it yet, or given it back) and the order
+    that holds it is in the scope."""
     live_holders: dict[int, list[int]] = defaultdict(list)
     moving: set[int] = set()
     for order_id, order in scope.orders.items():
@@ -55,6 +56,8 @@ def _uses(scope: Scope) -> list[str]:
         user_coupons = user_coupons.filter(pk__in=named)
     found = []
     for user_coupon_id, status, used_by in user_coupons.values_list("pk", "status", "used_by_order_id"):
+        if not scope.everything and used_by is not None and used_by not in scope.orders:
+            continue  # its holder is outside the scope: the scope cannot say who else holds it
         holders = sorted(live_holders.get(user_coupon_id, []))
         named = ", ".join(f"order {order_id}" for order_id in holders) or "none"
         if len(holders) > 1:

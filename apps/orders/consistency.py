@@ -16,6 +16,7 @@ the consistency monitor (apps.orders.monitor) calls it every minute over what ch
 orders are in flight. Either way the checks read one snapshot of the database.
 """
 
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -27,6 +28,7 @@ from apps.orders.facts import OrderFacts, Scope
 from apps.orders.invariants import check_decisions
 from apps.orders.models import Order, OrderItem, OrderStatus, taking_part
 from common.app_hooks import app_modules
+from eventbus.models import OutboxMessage
 
 
 def violations(
@@ -58,8 +60,13 @@ class _repeatable_read(transaction.Atomic):
 
     def __enter__(self):
         super().__enter__()
-        with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        except BaseException:
+            # Leave the block as a failed one, or the connection stays in it for every later task.
+            self.__exit__(*sys.exc_info())
+            raise
 
 
 def order_evidence(order_id: int) -> dict[str, dict[str, list]]:
@@ -70,9 +77,11 @@ def order_evidence(order_id: int) -> dict[str, dict[str, list]]:
 def order_facts(
     order_ids: Iterable[int] | None = None, *, at_rest_before: datetime | None = None
 ) -> dict[int, OrderFacts]:
-    """The orders named (every order by default), as the other apps' checks see them: two queries,
-    whatever their number. A settled order is at rest once it settled before `at_rest_before` (when
-    given; else at once)."""
+    """The orders named (every order by default), as the other apps' checks see them: a few queries,
+    whatever their number. A settled order is at rest at once; or, when `at_rest_before` is given (the
+    monitor, while orders run), once it settled before then and none of its listeners is still to run
+    (an outbox row neither handled nor parked: a compensation waiting its retry, a backlog). A parked
+    row leaves the order at rest: what it did not do is a finding."""
     items = OrderItem.objects.all()
     orders = Order.objects.all()
     if order_ids is not None:
@@ -84,6 +93,7 @@ def order_facts(
     rows = orders.values_list(
         "pk", "user_id", "status", "total_price", "user_coupon_id", "participants", "created_at", *_SETTLED_AT.values()
     )
+    moving = _with_listeners_to_run(order_ids) if at_rest_before is not None else set()
     facts = {}
     for order_id, user_id, status, total, user_coupon_id, participants, created_at, *settled_at in rows:
         settled_at = dict(zip(_SETTLED_AT, settled_at, strict=True)).get(status)
@@ -95,9 +105,17 @@ def order_facts(
             units=units[order_id],
             participants=taking_part(participants, user_coupon_id=user_coupon_id),
             created_at=created_at,
-            at_rest=status in _SETTLED_AT and (at_rest_before is None or (settled_at or created_at) < at_rest_before),
+            at_rest=status in _SETTLED_AT
+            and (at_rest_before is None or ((settled_at or created_at) < at_rest_before and order_id not in moving)),
         )
     return facts
+
+
+def _with_listeners_to_run(order_ids: list[int] | None) -> set[int]:
+    waiting = OutboxMessage.objects.filter(handled_at=None, parked_at=None).exclude(order_id=None)
+    if order_ids is not None:
+        waiting = waiting.filter(order_id__in=order_ids)
+    return set(waiting.values_list("order_id", flat=True).distinct())
 
 
 # When an order of each final status settled.

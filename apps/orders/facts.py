@@ -90,11 +90,17 @@ def within(queryset, field: str, ids: frozenset[int] | None):
 
 
 def of_orders(queryset, orders: Orders, field: str = "order_id"):
-    """The rows of `queryset` that belong to an order: those of `orders`, named in the query while they
-    are few; past that, every order's (reading them all is then cheaper, and a caller looks up its own)."""
+    """The rows of `queryset` that belong to `orders`: named in the query while they are few; past that,
+    those of every order in their range of ids (a caller looks up its own): orders get serial ids, and a
+    scope's are recent ones, so the range holds few others."""
     if len(orders) <= ORDERS_NAMED_AT_MOST:
         return queryset.filter(**{f"{field}__in": list(orders)})
-    return queryset.exclude(**{field: None})
+    return queryset.filter(**{f"{field}__range": (min(orders), max(orders))})
+
+
+def at_rest(orders: Orders) -> dict[int, OrderFacts]:
+    """The orders whose own effects can be judged (see OrderFacts.at_rest)."""
+    return {order_id: order for order_id, order in orders.items() if order.at_rest}
 
 
 ORDERS_NAMED_AT_MOST = 5_000

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.orders.events import OrderCanceled, OrderFailed, OrderPaymentWaited
-from apps.orders.facts import Orders, Scope, of_orders
+from apps.orders.facts import Orders, Scope, at_rest, of_orders
 from apps.orders.models import Order, OrderItem
 from eventbus.models import EventRecord
 
@@ -34,7 +34,7 @@ def evidence(order_id: int) -> dict[str, list]:
 def check_decisions(scope: Scope, published_events: Iterable[Any] | None = None) -> list[str]:
     """§5.4, from the events a test saw published, or else from the event history. An order is judged
     once at rest: a decision of an order in flight may still be coming."""
-    orders = {order_id: order for order_id, order in scope.orders.items() if order.at_rest}
+    orders = at_rest(scope.orders)
     if published_events is None:
         # The history keeps EVENT_HISTORY_RETENTION_DAYS: an older order's decisions may be gone.
         kept_since = timezone.now() - timedelta(days=settings.EVENT_HISTORY_RETENTION_DAYS)

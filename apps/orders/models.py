@@ -88,6 +88,9 @@ class InvariantViolation(models.Model):
     resolved."""
 
     description = models.TextField()
+    # The finding without its changing figures ("product 3: stock # != ledger #"): what makes it the same
+    # finding on the next run, whose description may read other numbers.
+    key = models.TextField()
     # The first order, user and product the finding names, to find it from them.
     order_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     user_id = models.BigIntegerField(null=True, blank=True)
@@ -101,7 +104,7 @@ class InvariantViolation(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["description"], condition=Q(resolved_at__isnull=True), name="invariant_violation_open_once"
+                fields=["key"], condition=Q(resolved_at__isnull=True), name="invariant_violation_open_once"
             ),
         ]
         indexes = [models.Index(fields=["-last_seen_at"], name="invariant_violation_recent")]

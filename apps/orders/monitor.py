@@ -77,37 +77,50 @@ def recent_scope(now: datetime) -> Scope:
     )
 
 
-# One statement per run: a finding already open is seen again, a new one is inserted.
+# One statement per run: a finding already open (by its key) is seen again and reads as now, a new one
+# is inserted.
 RECORD = """
 INSERT INTO orders_invariantviolation
-    (description, order_id, user_id, product_id, first_seen_at, last_seen_at, times_seen, resolved_by)
-SELECT description, order_id, user_id, product_id, %(now)s, %(now)s, 1, ''
-  FROM unnest(%(descriptions)s::text[], %(order_ids)s::bigint[], %(user_ids)s::bigint[], %(product_ids)s::bigint[])
-       AS found(description, order_id, user_id, product_id)
-ON CONFLICT (description) WHERE resolved_at IS NULL
-DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at, times_seen = orders_invariantviolation.times_seen + 1
+    (description, key, order_id, user_id, product_id, first_seen_at, last_seen_at, times_seen, resolved_by)
+SELECT description, key, order_id, user_id, product_id, %(now)s, %(now)s, 1, ''
+  FROM unnest(%(descriptions)s::text[], %(keys)s::text[], %(order_ids)s::bigint[], %(user_ids)s::bigint[],
+              %(product_ids)s::bigint[])
+       AS found(description, key, order_id, user_id, product_id)
+ON CONFLICT (key) WHERE resolved_at IS NULL
+DO UPDATE SET description = EXCLUDED.description, last_seen_at = EXCLUDED.last_seen_at,
+              times_seen = orders_invariantviolation.times_seen + 1
 RETURNING description, xmax = 0 AS inserted
 """
 
 
 def record_violations(found: list[str], now: datetime) -> list[str]:
     """Keep each finding; return those seen for the first time (no open row of them before)."""
-    if not found:
+    by_key = {finding_key(description): description for description in sorted(set(found))}
+    if not by_key:
         return []
-    found = sorted(set(found))
-    ids = [ids_named(description) for description in found]
+    ids = [ids_named(description) for description in by_key.values()]
     with connection.cursor() as cursor:
         cursor.execute(
             RECORD,
             {
                 "now": now,
-                "descriptions": found,
+                "descriptions": list(by_key.values()),
+                "keys": list(by_key),
                 "order_ids": [named.get("order_id") for named in ids],
                 "user_ids": [named.get("user_id") for named in ids],
                 "product_ids": [named.get("product_id") for named in ids],
             },
         )
         return [description for description, inserted in cursor.fetchall() if inserted]
+
+
+_FIGURE = re.compile(r"\b(?:order|user|product|coupon|payment|rank) \d+|-?\d+")
+
+
+def finding_key(description: str) -> str:
+    """A finding's identity: its words and the ids it names, its other figures left out
+    ("product 3: stock 97 != ledger 95" → "product 3: stock # != ledger #")."""
+    return _FIGURE.sub(lambda match: match.group(0) if not match.group(0).lstrip("-").isdigit() else "#", description)
 
 
 def open_violations() -> int:

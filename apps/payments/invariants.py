@@ -3,7 +3,7 @@ of an order.
 
 Found by apps.orders.consistency through common.app_hooks, like every app's invariants.py."""
 
-from apps.orders.facts import OrderFacts, Scope, of_orders
+from apps.orders.facts import OrderFacts, Scope, at_rest, of_orders
 from apps.payments.models import Payment, PaymentStatus
 
 
@@ -13,7 +13,7 @@ def check(scope: Scope) -> list[str]:
     orders = scope.orders
     payments = Payment.objects.all()
     if not scope.everything:
-        orders = {order_id: order for order_id, order in orders.items() if order.at_rest}
+        orders = at_rest(orders)
         payments = of_orders(payments, orders)
     found = []
     for payment_id, order_id, amount, status in payments.values_list("pk", "order_id", "amount", "status"):

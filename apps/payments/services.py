@@ -2,7 +2,6 @@ import structlog
 from django.db import transaction
 from django.utils import timezone
 
-from apps.orders.events import OrderFailed
 from apps.payments.events import PaymentCanceled, PaymentFailed, PaymentPaid
 from apps.payments.gateway import GatewayUnavailable, get_gateway
 from apps.payments.models import Payment, PaymentStatus
@@ -10,11 +9,8 @@ from common.circuit import PAYMENT_GATEWAY
 from common.db import insert_or_skip
 from common.errors import RetryableError
 from eventbus import publish
-from eventbus.selectors import order_history
 
 logger = structlog.get_logger(__name__)
-
-NOT_PAID_AFTER_WAIT = "not paid: the order failed while its payment waited for the gateway"
 
 
 def _publish_outcome(payment: Payment) -> None:
@@ -26,15 +22,16 @@ def _publish_outcome(payment: Payment) -> None:
         publish(PaymentCanceled(order_id=payment.order_id, payment_id=payment.pk, reason=payment.failure_reason))
 
 
-def payment_pay(*, order_id: int, user_id: int, amount: int, unless_order_failed: bool = False) -> Payment | None:
+def payment_pay(*, order_id: int, user_id: int, amount: int) -> Payment | None:
     """Pay for an order once. A repeat finds the payment decided and changes nothing.
 
     The gateway is called outside any transaction (it is slow and remote) with the payment's id as the
     idempotency key, so a retry after a crash gets the gateway's first answer, not a second charge. The
     call goes through the gateway's circuit breaker (common.circuit): while it is open the call is not made
-    and CallDeferred is raised, the payment staying READY for the task's retry. That retry passes
-    `unless_order_failed`: an order that failed while its payment waited (its deadline passed, its customer
-    cancelled) is not charged; its payment fails without a call, rather than being paid and then cancelled."""
+    and CallDeferred is raised, the payment staying READY for the task's retry. An order that failed while
+    its payment waited is still paid when the retry comes, then cancelled (OrderCompleteFailed), as a payment
+    in flight at the deadline is: an earlier call may have timed out after the gateway charged, and only a
+    call with the same key tells."""
     if amount <= 0:
         publish(PaymentFailed(order_id=order_id, payment_id=None, reason="the amount to pay must be greater than 0"))
         return None
@@ -43,9 +40,6 @@ def payment_pay(*, order_id: int, user_id: int, amount: int, unless_order_failed
         payment = Payment.objects.get(order_id=order_id)
     if payment.status != PaymentStatus.READY:
         return payment  # decided and reported before; the outbox delivers that report
-    if unless_order_failed and _order_failed(order_id):
-        _decide(payment, {"status": PaymentStatus.FAILED, "failure_reason": NOT_PAID_AFTER_WAIT})
-        return payment
     with PAYMENT_GATEWAY.calling(key=f"pay:payment-{payment.pk}", outage=GatewayUnavailable) as call:
         if call.just_answered and _refreshed(payment).status != PaymentStatus.READY:
             call.skip()  # another run paid it a moment ago
@@ -75,11 +69,6 @@ def _decide(payment: Payment, changes: dict) -> None:
             for field, value in changes.items():
                 setattr(payment, field, value)
             _publish_outcome(payment)
-
-
-def _order_failed(order_id: int) -> bool:
-    """The orders app failed the order (its OrderFailed is in the event history)."""
-    return order_history(order_id=order_id).filter(event_type=OrderFailed.event_type()).exists()
 
 
 def payment_cancel(*, order_id: int, reason: str) -> Payment | None:

@@ -8,16 +8,13 @@ from eventbus.events import event_from_envelope
 
 
 @shared_task(bind=True, **LISTENER_TASK_OPTIONS)
-def pay_task(self: Task, envelope: dict, waited: bool = False) -> None:
-    """While the gateway's circuit breaker is open the payment waits (READY), and after a wait it is made
-    only if its order has not failed meanwhile (`waited`)."""
+def pay_task(self: Task, envelope: dict) -> None:
+    """While the gateway's circuit breaker is open the payment waits (READY) for the task's retry."""
     event: OrderPaymentWaited = event_from_envelope(envelope)
     try:
-        payment_pay(
-            order_id=event.order_id, user_id=event.user_id, amount=event.total_price, unless_order_failed=waited
-        )
+        payment_pay(order_id=event.order_id, user_id=event.user_id, amount=event.total_price)
     except CallDeferred as deferred:
-        wait_for_circuit(self, deferred, waited=True)
+        wait_for_circuit(self, deferred)
 
 
 @shared_task(bind=True, **LISTENER_TASK_OPTIONS)

@@ -6,12 +6,16 @@ Found by apps.orders.consistency through common.app_hooks, like every app's inva
 from collections import defaultdict
 from datetime import datetime
 
+import structlog
 from django.db import transaction
 from django.db.models import Sum
+from redis.exceptions import RedisError
 
-from apps.orders.facts import Orders, Scope, of_orders, within
+from apps.orders.facts import Orders, Scope, at_rest, of_orders, within
 from apps.products.models import MovementKind, Stock, StockMovement, StockStep
 from apps.products.rank import rank_drift, rank_drift_of_orders, rank_restore_lost
+
+logger = structlog.get_logger(__name__)
 
 
 def check(scope: Scope) -> list[str]:
@@ -70,7 +74,7 @@ def _added_less_sold(movements, orders: Orders) -> dict[int, int]:
 
 def _order_movements(orders: Orders) -> list[str]:
     """A completed order took its units; a failed or cancelled one holds none once compensated."""
-    orders = {order_id: order for order_id, order in orders.items() if order.at_rest}
+    orders = at_rest(orders)
     net_by_order = dict(
         of_orders(StockMovement.objects.order_by(), orders).values_list("order_id").annotate(total=Sum("delta"))
     )
@@ -98,6 +102,10 @@ def _rank(scope: Scope) -> list[str]:
     if scope.everything:
         return rank_drift(rebuild_lost=True)
     transaction.on_commit(rank_restore_lost, robust=True)
-    return rank_drift_of_orders(
-        order_id for order_id, order in scope.orders.items() if order.at_rest and (order.completed or order.canceled)
-    )
+    try:
+        return rank_drift_of_orders(
+            order_id for order_id, order in at_rest(scope.orders).items() if order.completed or order.canceled
+        )
+    except RedisError:  # the rank is Redis's: unreachable, it cannot be compared, and the rest is still checked
+        logger.warning("rank_not_checked", reason="Redis is unreachable")
+        return []

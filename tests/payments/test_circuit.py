@@ -22,7 +22,6 @@ from apps.orders.models import Order
 from apps.orders.services import orders_recover
 from apps.payments.gateway import GatewayResult, GatewayUnavailable
 from apps.payments.models import Payment
-from apps.payments.services import NOT_PAID_AFTER_WAIT
 from common.circuit import CLOSED, OPEN, PAYMENT_GATEWAY
 from eventbus.models import OutboxMessage
 from eventbus.relay import outbox_relay
@@ -191,10 +190,11 @@ def test_a_payment_waiting_when_the_relay_sends_its_task_again_is_still_made_onc
     assert violations(published_events) == []
 
 
-def test_a_payment_whose_order_failed_at_its_deadline_while_it_waited_is_not_made(
+def test_a_payment_whose_order_failed_at_its_deadline_while_it_waited_is_made_once_and_cancelled(
     gateway, settings, saga_worker, orders, published_events
 ):
-    # given an order whose payment waits on the open breaker
+    # given an order whose payment waits on the open breaker (an earlier call may have charged: only a
+    # call with the payment's key can tell)
     settings.CIRCUIT_FAILURE_THRESHOLD = 1
     gateway.answer(503)
     [order_id] = orders(1)
@@ -207,17 +207,18 @@ def test_a_payment_whose_order_failed_at_its_deadline_while_it_waited_is_not_mad
     back = time.time()
     gateway.answer(200)
 
-    # then the payment fails without a call: the customer is not charged for an order that is gone
-    wait_for(lambda: Payment.objects.get(order_id=order_id).status == "FAILED", message="payment failed")
+    # then the payment is made once, as a payment in flight at the deadline is, and cancelled: the customer
+    # gets everything back
+    wait_for(lambda: Payment.objects.get(order_id=order_id).status == "CANCELED", message="payment cancelled")
     wait_until_idle()
     payment = Payment.objects.get(order_id=order_id)
-    assert payment.failure_reason == NOT_PAID_AFTER_WAIT
-    assert gateway.calls("pay", after=back) == {}
+    assert gateway.calls("pay", after=back) == {f"payment-{payment.pk}": 1}
+    assert sum(gateway.calls("cancel", after=back).values()) == 1
     order = Order.objects.get(pk=order_id)
     assert (order.status, order.failure_reason) == ("FAILED", "the payment did not complete before the saga's deadline")
     assert balance_of(user_id=user_id) == 10_000
     counts = event_counts(published_events)
-    assert (counts["PaymentPaid"], counts["PaymentFailed"], counts["OrderFailed"]) == (0, 1, 1)
+    assert (counts["PaymentPaid"], counts["PaymentCanceled"], counts["OrderFailed"]) == (1, 1, 1)
     assert violations(published_events) == []
 
 

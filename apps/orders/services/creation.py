@@ -117,6 +117,6 @@ def order_create(*, user_id: int, lines: list[OrderLineInput], user_coupon_id: i
             for product_id, quantity in priced.quantities.items()
         )
         publish(order_created_event(order, items))
-    order_placed(order_id=order.pk, total_price=order.total_price)
+        order_placed(order_id=order.pk, total_price=order.total_price)
     order.created_items = items  # what the API answers with, without reading it back
     return order

@@ -25,5 +25,4 @@ def order_moved(*, order_id: int, status: str, created_at: datetime, at: datetim
 
 
 def order_placed(*, order_id: int, total_price: int) -> None:
-    """Called once the transaction that placed the order has ended (it adds no work to that commit)."""
-    logger.info("order_placed", order_id=order_id, total_price=total_price)
+    transaction.on_commit(partial(logger.info, "order_placed", order_id=order_id, total_price=total_price), robust=True)
