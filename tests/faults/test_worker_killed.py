@@ -20,6 +20,7 @@ from apps.payments.models import Payment
 from common.queues import SAGA_GROUPS
 from eventbus.models import OutboxMessage
 from eventbus.relay import outbox_relay
+from tests.processes import stop
 from tests.saga.conftest import settled
 from tests.saga_worker import running_worker, wait_for
 
@@ -55,12 +56,7 @@ def prefork_worker(transactional_db):
     worker = start_worker_process("prefork")
     wait_for(lambda: children_of(worker.pid), timeout=30, message="the worker's pool process")
     yield worker
-    worker.send_signal(signal.SIGTERM)
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+    stop(worker)
 
 
 def test_a_worker_killed_while_paying_delivers_the_payment_again_and_pays_once(

@@ -6,13 +6,12 @@ import io
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -21,6 +20,7 @@ from django.db import connection
 
 from common import task_logs
 from common.logs import formatter, logging_config
+from tests.processes import stop
 from tests.server.conftest import NOT_INHERITED, ROOT, database_url
 
 START_TIMEOUT = 60.0
@@ -126,13 +126,7 @@ def fleet_process(arguments: list[str], extra_env: Mapping[str, str] | None = No
     try:
         yield running
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            with suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=STOP_TIMEOUT)
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
+        stop(process, timeout=STOP_TIMEOUT, group=True)
         for reader in readers:
             reader.join(timeout=5)
 

@@ -7,7 +7,6 @@ PROMETHEUS_MULTIPROC_DIR (config/settings/test.py puts it in the environment it 
 gives one directory to the whole fleet."""
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from django.db import connection
 from apps.orders.models import Order
 from common.metrics.processes import multiprocess_directory
 from common.queues import SAGA_GROUPS
+from tests.processes import stop
 from tests.saga.conftest import finished
 from tests.saga_worker import wait_for
 
@@ -56,12 +56,7 @@ def worker_process(transactional_db):
     worker = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_for(lambda: pool_processes(worker.pid), timeout=30, message="the worker's pool process")
     yield worker
-    worker.send_signal(signal.SIGTERM)
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+    stop(worker)
 
 
 def test_an_order_carried_by_a_worker_process_is_counted_once_in_the_apis_answer(

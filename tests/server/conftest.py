@@ -7,14 +7,13 @@ in pg_stat_activity. Data a test shares with it must be committed: such tests us
 
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,8 @@ import pytest
 import requests
 from django.conf import settings
 from django.db import connection
+
+from tests.processes import stop
 
 ROOT = Path(settings.BASE_DIR)
 GUNICORN_CONFIG = ROOT / "config" / "gunicorn.conf.py"
@@ -107,13 +108,7 @@ def _answers(url: str) -> bool:
 
 def _stop(process: subprocess.Popen) -> None:
     """SIGTERM gunicorn's master (it stops its workers); SIGKILL its whole group if it lingers."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=STOP_TIMEOUT)
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=5)
+    stop(process, timeout=STOP_TIMEOUT, group=True)
 
 
 @contextmanager
