@@ -5,6 +5,7 @@ Found by apps.orders.consistency through common.app_hooks, like every app's inva
 
 from collections import defaultdict
 from datetime import datetime
+from functools import partial
 
 import structlog
 from django.db import transaction
@@ -13,7 +14,7 @@ from redis.exceptions import RedisError
 
 from apps.orders.facts import Orders, Scope, at_rest, of_orders, within
 from apps.products.models import MovementKind, Stock, StockMovement, StockStep
-from apps.products.rank import rank_drift, rank_drift_of_orders, rank_restore_lost
+from apps.products.rank import days_named, rank_drift, rank_drift_of_orders, rank_rebuild, rank_restore_lost
 
 logger = structlog.get_logger(__name__)
 
@@ -103,9 +104,14 @@ def _rank(scope: Scope) -> list[str]:
         return rank_drift(rebuild_lost=True)
     transaction.on_commit(rank_restore_lost, robust=True)
     try:
-        return rank_drift_of_orders(
+        found = rank_drift_of_orders(
             order_id for order_id, order in at_rest(scope.orders).items() if order.completed or order.canceled
         )
     except RedisError:  # the rank is Redis's: unreachable, it cannot be compared, and the rest is still checked
         logger.warning("rank_not_checked", reason="Redis is unreachable")
         return []
+    # A day that drifted (a Redis restored from an older snapshot, keys evicted) is merged with PostgreSQL
+    # again, as a lost day is: the finding stays for the operator, the popular list is right again.
+    for day in days_named(found):
+        transaction.on_commit(partial(rank_rebuild, day), robust=True)
+    return found

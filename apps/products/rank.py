@@ -24,6 +24,7 @@ day whose popular list reads them.
 """
 
 import logging
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -286,3 +287,12 @@ def rank_drift_of_orders(order_ids: Iterable[int], *, today: date | None = None)
         elif not canceled and not counted and not canceled_since:
             found.append(f"rank {day:%Y%m%d}: completed order {order_id} is not counted")
     return found
+
+
+_DAY_OF_LINE = re.compile(r"^rank (\d{8}):")
+
+
+def days_named(lines: Iterable[str]) -> list[date]:
+    """The days the drift lines are about, once each, oldest first."""
+    days = {match.group(1) for line in lines if (match := _DAY_OF_LINE.match(line))}
+    return [datetime.strptime(day, "%Y%m%d").date() for day in sorted(days)]
