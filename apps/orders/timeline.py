@@ -514,8 +514,11 @@ def _listener_entries(messages: list[OutboxMessage]) -> list[Entry]:
             return Entry(at, "listener", what, _source, details, _links)
 
         if message.dispatched_at is not None:
-            again = " again" if message.dispatch_count > 1 else ""
-            entries.append(entry(message.dispatched_at, f"{name} dispatched{again} for {message.event_type}", counts))
+            if message.dispatch_count > 1:  # the last dispatch is the one kept: a resend
+                what = f"{name} sent again for {message.event_type} (by the outbox relay, or an operator's resend)"
+            else:
+                what = f"{name} dispatched for {message.event_type}"
+            entries.append(entry(message.dispatched_at, what, counts))
         if message.handled_at is not None:
             inline = message.dispatched_at is None and message.dispatch_count == 0
             how = "ran inline after the commit" if inline else "handled"
