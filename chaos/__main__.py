@@ -1,8 +1,9 @@
-"""`python -m chaos [--orders N] [--quick] [--seed S] [--db-name D] [--redis-url U] [--port P]`: the chaos run.
+"""`python -m chaos [--orders N] [--quick] [--seed S] [--broker B] [--db-name D] [--redis-url U] [--port P]`.
 
 Starts the API on gunicorn, two prefork worker fleets and beat against a database and Redis db of its own,
 streams orders from many users while it kills workers, flushes Redis and cuts the workers' database
-connections, waits for the deadline and the sweep, then checks every invariant of docs/design.md §5 from the
+connections (on `--broker amqp`, messages on RabbitMQ: it also restarts RabbitMQ and purges a queue),
+waits for the deadline and the sweep, then checks every invariant of docs/design.md §5 from the
 database. Exits 0 only with no stuck order, no violation and no 5xx. Every child is stopped at the end,
 whatever happened.
 
@@ -15,8 +16,8 @@ import random
 import sys
 
 from chaos import data, runner
-from chaos.environment import API_PORT, DB_NAME, REDIS_URL, RunEnvironment, Timings
-from chaos.faults import FULL_SCHEDULE, QUICK_SCHEDULE, FaultInjector, popular_list_reader
+from chaos.environment import AMQP_BROKER, API_PORT, BROKERS, DB_NAME, REDIS_BROKER, REDIS_URL, RunEnvironment, Timings
+from chaos.faults import FaultInjector, popular_list_reader, schedule_of
 from chaos.load import LoadResult, issue_coupons, place_orders, plan_orders
 from chaos.runner import add_resource_options, fresh_run, refuse_unsafe_resources, running_fleet, say
 
@@ -30,10 +31,21 @@ MIN_SETTLE_WAIT = 90.0
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="100 orders, one kill, one Redis flush, one DB cut")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="100 orders, one kill, one Redis flush, one DB cut, one crash (amqp: one restart, one purge)",
+    )
     parser.add_argument("--orders", type=int, help=f"orders to place (default {FULL_ORDERS}, quick {QUICK_ORDERS})")
     parser.add_argument("--seed", type=int, help="seed of the plan of orders and faults (default: random)")
     parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="orders per second at most")
+    parser.add_argument(
+        "--broker",
+        choices=BROKERS,
+        default=REDIS_BROKER,
+        help="what carries the messages: the run's Redis db, or a RabbitMQ vhost of its own with its faults "
+        f"(default {REDIS_BROKER})",
+    )
     parser.add_argument("--lock-wait", type=float, default=600, help="seconds to wait for another chaos run")
     add_resource_options(parser, db_name=DB_NAME, redis_url=REDIS_URL, port=API_PORT)
     options = parser.parse_args(argv)
@@ -48,7 +60,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def environment_of(options: argparse.Namespace) -> RunEnvironment:
-    return RunEnvironment(db_name=options.db_name, redis_url=options.redis_url, api_port=options.port)
+    return RunEnvironment(
+        db_name=options.db_name, redis_url=options.redis_url, api_port=options.port, broker=options.broker
+    )
 
 
 def prepare(environment: RunEnvironment, *, users: int, rng: random.Random) -> data.Shop:
@@ -60,11 +74,25 @@ def prepare(environment: RunEnvironment, *, users: int, rng: random.Random) -> d
     return shop
 
 
+def unknown_depth_bound() -> float:
+    """How long the relay leaves a message the broker lost when it cannot read its queue's depth: as
+    long as a started task's time limit plus the handle margin (eventbus/resend.py). A RabbitMQ restart
+    or purge loses messages, and a relay that cannot count a RabbitMQ queue sends them again only then:
+    the wait covers it, so that a slow but sound recovery is not reported as stuck. It is a bound: the
+    wait ends as soon as everything is quiet."""
+    from django.conf import settings
+
+    return float(settings.CELERY_TASK_TIME_LIMIT) + settings.OUTBOX_HANDLE_MARGIN_SECONDS
+
+
 def run(options: argparse.Namespace, environment: RunEnvironment) -> int:
     rng = random.Random(options.seed)
     timings = Timings.of_run()
     form = "quick" if options.quick else "full"
-    say(f"chaos run: {options.orders} orders, seed {options.seed}, {form} form; logs in {environment.log_dir}")
+    say(
+        f"chaos run: {options.orders} orders, seed {options.seed}, {form} form, broker {options.broker}; "
+        f"logs in {environment.log_dir}"
+    )
     for key, value in environment.printable().items():
         print(f"    {key}={value}")
     shop = prepare(environment, users=min(50, max(10, options.orders // 10)), rng=rng)
@@ -79,7 +107,7 @@ def run(options: argparse.Namespace, environment: RunEnvironment) -> int:
         load = LoadResult(total=len(plans))
         faults = FaultInjector(
             fleet=fleet,
-            schedule=QUICK_SCHEDULE if options.quick else FULL_SCHEDULE,
+            schedule=schedule_of(quick=options.quick, broker=options.broker),
             load=load,
             rng=rng,
             after_flush=popular_list_reader(api_url=environment.api_url, token=shop.users[0].token),
@@ -95,10 +123,13 @@ def run(options: argparse.Namespace, environment: RunEnvironment) -> int:
 
         last = max(faults.last_at or 0.0, load.ended_at)
         wait = max(MIN_SETTLE_WAIT, timings.deadline + 3 * timings.sweep_interval + SETTLE_MARGIN)
+        if options.broker == AMQP_BROKER:
+            wait = max(wait, unknown_depth_bound() + SETTLE_MARGIN)
         say(f"waiting for every order to settle (at most {wait:.0f} s)")
         settling = report.wait_to_settle(give_up_at=last + wait)
         figures, found, stuck = report.gather(
             seed=options.seed,
+            broker=options.broker,
             load=load,
             faults=faults,
             settling=settling,

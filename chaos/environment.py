@@ -1,11 +1,13 @@
-"""Where the chaos run lives (its own database, Redis db and port) and the environment of its processes.
+"""Where the chaos run lives (its own database, Redis db, port, RabbitMQ vhost) and its processes' environment.
 
 Every process of the run (the API, the workers, beat, and this process's own Django) uses the production
 settings against the run's database and Redis db, with saga timings short enough that a run ends in a
 minute or two. By default those are the database `shop_chaos`, Redis db 4 and port 8765 (`make chaos`);
 `python -m chaos --db-name --redis-url --port` picks others, so that runs from several checkouts share a
-machine. The workers connect as `application_name=chaos-worker`, which, with the run's database name, is
-how the DB cut finds their connections and only theirs.
+machine. `--broker amqp` carries the messages on RabbitMQ instead, in a vhost of the run's own
+(chaos.rabbitmq), while the Redis db keeps everything else. The workers connect as
+`application_name=chaos-worker`, which, with the run's database name, is how the DB cut finds their
+connections and only theirs.
 """
 
 import os
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+
+from chaos import rabbitmq
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -27,6 +31,9 @@ REDIS_URL = "redis://127.0.0.1:6379/4"
 API_HOST = "127.0.0.1"
 API_PORT = 8765
 FREE_PORT = 0  # as --port (or --port free): any port free when the fleet starts
+
+REDIS_BROKER, AMQP_BROKER = "redis", "amqp"
+BROKERS = (REDIS_BROKER, AMQP_BROKER)
 
 # A run drops its database and flushes its Redis db: never these (the server's own and development's).
 PROTECTED_DATABASES = frozenset({"postgres", "template0", "template1", "shop"})
@@ -60,7 +67,7 @@ BEHAVIOUR = {
     "DATA_PLATFORM_URL": "",  # deliveries are recorded locally
     **NO_RATE_LIMITS,
 }
-# Inherited variables that would point a child somewhere else than the run's database and Redis.
+# Inherited variables that would point a child somewhere else than the run's database, Redis and broker.
 DROPPED = ("CELERY_BROKER_URL", "DJANGO_DEBUG", "DATABASE_CONN_MAX_AGE")
 
 
@@ -140,7 +147,10 @@ class RunEnvironment:
         log_dir: Path | None = None,  # default: .run/chaos/<db_name>
         settings_module: str = "config.settings.production",
         variables: dict[str, str] | None = None,  # default: the chaos timings and behaviour
+        broker: str = REDIS_BROKER,
     ) -> None:
+        if broker not in BROKERS:
+            raise ValueError(f"no broker {broker!r}: {', '.join(BROKERS)}")
         self.secret_key = secrets.token_urlsafe(48)  # 64 characters
         self.db_name = db_name
         self.redis_url = redis_url
@@ -148,6 +158,18 @@ class RunEnvironment:
         self.log_dir = LOG_DIR / db_name if log_dir is None else log_dir
         self.settings_module = settings_module
         self.variables = {**TIMINGS, **BEHAVIOUR} if variables is None else dict(variables)
+        self.broker = broker
+
+    @property
+    def vhost(self) -> str | None:
+        """The run's own RabbitMQ vhost on amqp (recreated at its start); None on Redis."""
+        return rabbitmq.vhost_of(self.db_name) if self.broker == AMQP_BROKER else None
+
+    @property
+    def broker_url(self) -> str:
+        """Redis: the run's Redis db carries the messages too. amqp: the run's vhost, while the Redis db
+        keeps the process hashes, locks and rank."""
+        return rabbitmq.broker_url(self.vhost) if self.vhost else self.redis_url
 
     @property
     def api_url(self) -> str:
@@ -178,7 +200,7 @@ class RunEnvironment:
             "DJANGO_SECRET_KEY": self.secret_key,
             "DJANGO_ALLOWED_HOSTS": f"{API_HOST},localhost",
             "REDIS_URL": self.redis_url,
-            "CELERY_BROKER_URL": self.redis_url,
+            "CELERY_BROKER_URL": self.broker_url,
             "LOG_LEVEL": "INFO",
             **self.variables,
         }

@@ -8,7 +8,19 @@
   lost days from PostgreSQL while orders go on (the invariants check it equals PostgreSQL in the end);
 - cut: pg_terminate_backend on every connection the workers hold to the run's database (at least one).
 
-Both touch only the run's own Redis db and database, so that runs from other checkouts go on unharmed.
+On `--broker amqp` the flush loses the process hashes, locks and rank but not the messages, which RabbitMQ
+holds, and the broker's own faults join them:
+
+- restart: RabbitMQ's application stopped and started again a few seconds later (`rabbitmqctl stop_app`,
+  `start_app`): every connection is cut; what waits in the durable queues survives, what was in flight
+  (published unconfirmed, delivered unacknowledged) may be lost or delivered again, and the relay sends
+  what was lost again;
+- purge: the saga's queue with the most messages waiting purged (`rabbitmqctl purge_queue`): they are
+  lost, and the relay sends them again.
+
+They touch only the run's own Redis db, database and vhost, so that runs from other checkouts go on
+unharmed; except the restart, which cuts every connection to the node: other runs on RabbitMQ see a broker
+restart too, which they must survive as well.
 """
 
 import random
@@ -22,7 +34,8 @@ import psycopg
 import redis
 import requests
 
-from chaos.environment import WORKER_APP_NAME
+from chaos import rabbitmq
+from chaos.environment import AMQP_BROKER, WORKER_APP_NAME
 from chaos.load import LoadResult
 from chaos.processes import Fleet
 
@@ -31,6 +44,8 @@ CUT_QUERY = (
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
     " WHERE application_name = %(application_name)s AND datname = %(db_name)s"
 )
+BROKER_DOWN_SECONDS = 3.0
+PURGE_PATIENCE = 10.0  # seconds to wait for a saga queue with messages waiting
 QUICK_SCHEDULE = ((0.3, "kill"), (0.5, "flush"), (0.7, "cut"), (0.85, "crash"))
 FULL_SCHEDULE = (
     (0.12, "kill"),
@@ -45,6 +60,20 @@ FULL_SCHEDULE = (
 )
 
 
+# The broker's own faults, on RabbitMQ only. A restart keeps the faults after it waiting while the broker
+# is down (about 5 s, half the quick run's load): early, so that the others still hit a busy saga.
+QUICK_BROKER_FAULTS = ((0.1, "restart"), (0.6, "purge"))
+FULL_BROKER_FAULTS = ((0.27, "restart"), (0.47, "purge"), (0.77, "restart"), (0.86, "purge"))
+
+
+def schedule_of(*, quick: bool, broker: str) -> tuple[tuple[float, str], ...]:
+    """The faults of a run, in the order of the load's progress."""
+    schedule = QUICK_SCHEDULE if quick else FULL_SCHEDULE
+    if broker == AMQP_BROKER:
+        schedule += QUICK_BROKER_FAULTS if quick else FULL_BROKER_FAULTS
+    return tuple(sorted(schedule))
+
+
 @dataclass(frozen=True)
 class Injected:
     kind: str
@@ -52,6 +81,7 @@ class Injected:
     at: float  # time.monotonic()
     wall: datetime  # the same moment on the database's clock (both are this machine's)
     detail: str
+    ended: datetime  # when the fault was over: a broker restart lasts seconds, the others a moment
 
 
 @dataclass
@@ -101,9 +131,9 @@ class FaultInjector:
             except Exception as error:  # reported; the run goes on and fails on what it did not do
                 self.errors.append(f"{kind} at {fraction:.0%}: {error!r}")
                 continue
-            fault = Injected(kind=kind, at_progress=progress, at=at, wall=wall, detail=detail)
+            fault = Injected(kind=kind, at_progress=progress, at=at, wall=wall, detail=detail, ended=datetime.now(UTC))
             self.injected.append(fault)
-            print(f"  fault at {progress:4.0%}: {kind:5} {detail}", flush=True)
+            print(f"  fault at {progress:4.0%}: {kind:7} {detail}", flush=True)
 
     def _kill(self) -> str:
         name = self.rng.choice(self.fleet.prefork_workers())
@@ -128,6 +158,32 @@ class FaultInjector:
         client.flushdb()
         detail = f"FLUSHDB dropped {keys} keys"
         return f"{detail}; {self.after_flush()}" if self.after_flush else detail
+
+    def _restart(self) -> str:
+        stopping, starting = rabbitmq.restart(down_for=BROKER_DOWN_SECONDS)
+        return (
+            f"RabbitMQ stop_app ({stopping:.1f} s), down {BROKER_DOWN_SECONDS:.0f} s, "
+            f"start_app until it accepted connections ({starting:.1f} s)"
+        )
+
+    def _purge(self) -> str:
+        """Purge the saga queue with the most messages waiting; wait for a while until one has some, so
+        that the purge loses messages (a worker holds those it has prefetched: a purge leaves them)."""
+        from common.queues import SAGA_GROUPS, queues_of
+
+        vhost = self.fleet.environment.vhost
+        saga_queues = queues_of(SAGA_GROUPS)
+        give_up = time.monotonic() + PURGE_PATIENCE
+        while True:
+            ready = rabbitmq.ready_messages(vhost)
+            waiting = {queue: ready.get(queue, 0) for queue in saga_queues}
+            fullest = max(saga_queues, key=lambda queue: waiting[queue])
+            if waiting[fullest]:
+                rabbitmq.purge(vhost, fullest)
+                return f"purge_queue {fullest} with {waiting[fullest]} messages waiting"
+            if time.monotonic() > give_up:
+                raise RuntimeError(f"no saga queue held a waiting message for {PURGE_PATIENCE:.0f} s")
+            time.sleep(0.05)
 
     def _cut(self) -> str:
         """Celery's Django fixup closes a worker's connection after each task, so the workers hold

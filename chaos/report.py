@@ -102,6 +102,7 @@ def _failure_kind(reason: str) -> str:
 @dataclass
 class Figures:
     seed: int
+    broker: str  # what carried the messages: redis or amqp (RabbitMQ)
     posted: int  # orders the load POSTed
     orders: int  # orders the API created (201)
     refused: int
@@ -141,6 +142,7 @@ class Figures:
 def gather(
     *,
     seed: int,
+    broker: str,
     load: Any,
     faults: Any,
     settling: Settling,
@@ -176,6 +178,7 @@ def gather(
     }
     figures = Figures(
         seed=seed,
+        broker=broker,
         posted=load.total,
         orders=len(orders),
         refused=load.answers[400],
@@ -247,16 +250,18 @@ def _took(order: dict[str, Any]) -> float | None:
 
 
 def _recovery(fault: Any, orders: list[dict[str, Any]]) -> dict[str, Any]:
-    """The orders in flight when the fault hit (created before, settled after), and how long after the
-    fault the last of them settled."""
-    settled = [(order["completed_at"] or order["failed_at"]) for order in orders if order["created_at"] < fault.wall]
+    """The orders in flight while the fault lasted (created before its end, settled after its start: a
+    broker restart lasts seconds, and the orders placed meanwhile count), and how long after the fault
+    was over the last of them settled."""
+    settled = [(order["completed_at"] or order["failed_at"]) for order in orders if order["created_at"] < fault.ended]
     after = [moment for moment in settled if moment is None or moment > fault.wall]
     last = None if None in after or not after else max(after)
     return {
         "kind": fault.kind,
         "at_progress": round(fault.at_progress, 2),
+        "lasted": round((fault.ended - fault.wall).total_seconds(), 2),
         "in_flight": len(after),
-        "settled_within": round((last - fault.wall).total_seconds(), 2) if last else None,
+        "settled_within": round((last - fault.ended).total_seconds(), 2) if last else None,
     }
 
 
@@ -291,6 +296,7 @@ def print_summary(figures: Figures) -> None:
     lines = [
         "",
         "=== chaos run ===",
+        f"broker            {figures.broker}",
         f"orders posted     {figures.posted}",
         f"orders placed     {figures.orders}  (refused with 400: {figures.refused} {figures.refusals or ''})",
         f"completed         {figures.completed}",
@@ -303,7 +309,9 @@ def print_summary(figures: Figures) -> None:
         f"API answers       {figures.answers}  (5xx / connection errors: {figures.server_errors})",
         f"faults injected   {figures.faults}",
         *(
-            f"    {r['kind']:5} at {r['at_progress']:4.0%}: {r['in_flight']} orders in flight"
+            f"    {r['kind']:7} at {r['at_progress']:4.0%}"
+            + (f", lasting {r['lasted']} s" if r["lasted"] >= 1 else "")
+            + f": {r['in_flight']} orders in flight"
             + (f", the last settled {r['settled_within']} s after it" if r["in_flight"] else "")
             for r in figures.recovery
         ),

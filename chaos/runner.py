@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 
-from chaos import data
+from chaos import data, rabbitmq
 from chaos.environment import ROOT, RunEnvironment, port_option, redis_location, unsafe_resources
 from chaos.processes import Fleet
 
@@ -89,9 +89,13 @@ def signals_ignored() -> Iterator[None]:
 
 
 def fresh_run(environment: RunEnvironment) -> None:
-    """Recreate the run's database and empty its Redis db, then point this process's Django at them."""
+    """Recreate the run's database, empty its Redis db (and its RabbitMQ vhost on amqp), then point this
+    process's Django at them."""
     say(f"resetting database {environment.db_name} and Redis {environment.redis_url}")
     data.reset_redis(environment.redis_url)
+    if environment.vhost:
+        say(f"recreating RabbitMQ vhost {environment.vhost}")
+        rabbitmq.fresh_vhost(environment.vhost)
     data.reset_database(environment.db_name)
     environment.apply_to_this_process()
     import django
@@ -134,3 +138,10 @@ def main(
     except KeyboardInterrupt as interruption:
         print(f"{what} interrupted ({interruption}); every process of the run was stopped", file=sys.stderr)
         return 130
+    finally:
+        if environment.vhost:  # a run interrupted in the middle of a broker restart must not leave it down
+            with signals_ignored():
+                try:
+                    rabbitmq.ensure_running()
+                except rabbitmq.RabbitMQError as error:
+                    print(f"RabbitMQ could not be started again: {error}", file=sys.stderr)

@@ -23,11 +23,13 @@ from typing import Any
 
 import django
 from django.apps import AppConfig, apps
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import module_has_submodule
 from kombu import Exchange, Queue
 
 from common.app_hooks import app_modules, per_installed_apps
+from common.broker_options import exchange_type, queue_arguments
 
 STEPS, FLOW, REMOTE, MAINTENANCE = "steps", "flow", "remote", "maintenance"
 GROUPS = (STEPS, FLOW, REMOTE, MAINTENANCE)
@@ -94,8 +96,17 @@ def all_queues() -> tuple[str, ...]:
 
 
 def declaration(name: str) -> Queue:
-    """A queue as the broker knows it: a direct exchange of the same name, bound by the same routing key."""
-    return Queue(name, Exchange(name, type="direct"), routing_key=name)
+    """A queue as the broker knows it: an exchange of the same name, bound by the same routing key. Durable,
+    of the type CELERY_BROKER_QUEUE_TYPE names (classic or quorum, on RabbitMQ: README, "Brokers"; Redis
+    ignores both), its exchange direct, or topic for quorum queues (common.broker_options.exchange_type)."""
+    queue_type = settings.CELERY_BROKER_QUEUE_TYPE
+    return Queue(
+        name,
+        Exchange(name, type=exchange_type(queue_type), durable=True),
+        routing_key=name,
+        durable=True,
+        queue_arguments=queue_arguments(queue_type),
+    )
 
 
 class InstalledAppQueues(Mapping[str, Queue]):

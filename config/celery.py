@@ -49,3 +49,18 @@ def _count_tasks(**kwargs) -> None:
     Django's settings, which in the tests put PROMETHEUS_MULTIPROC_DIR in the environment, and
     prometheus-client reads that variable once, when first imported."""
     import common.metrics.tasks  # noqa: F401
+
+
+@worker_init.connect
+def _check_queue_type(**kwargs) -> None:
+    """Refuse to start a worker on quorum queues the broker cannot serve (common/broker_options.py)."""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    from common.broker_options import check_server_supports
+
+    try:
+        check_server_supports(app, settings.CELERY_BROKER_QUEUE_TYPE)
+    except ImproperlyConfigured as refused:
+        structlog.get_logger(__name__).critical("worker_not_started", reason=str(refused))
+        raise SystemExit(1) from refused

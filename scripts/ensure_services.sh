@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start PostgreSQL and Redis if they are not running (reuse them if they are), and make sure the
+# Start PostgreSQL, Redis and RabbitMQ if they are not running (reuse them if they are), and make sure the
 # project's database exists. Safe to run any number of times.
 set -euo pipefail
 
@@ -23,6 +23,20 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
+fi
+
+# RabbitMQ, the other broker `make test` runs the saga on (README, "Brokers"). Only started, never stopped or
+# reset: the tests make a virtual host of their own on it.
+if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+  if command -v rabbitmq-server >/dev/null; then
+    echo "Starting RabbitMQ..."
+    rabbitmq-server -detached || true  # its node may be up with the application stopping or starting
+    timeout 90 rabbitmqctl -q await_startup >/dev/null 2>&1 || true
+    for _ in $(seq 1 60); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 1; done
+  else
+    # Only `make test` (its RabbitMQ half) and an amqp:// CELERY_BROKER_URL need it.
+    echo "RabbitMQ is not running and rabbitmq-server is not available; start it on 127.0.0.1:5672." >&2
+  fi
 fi
 
 DB_NAME="${PROJECT_DB:-shop}"

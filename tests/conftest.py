@@ -12,18 +12,30 @@ from apps.accounts.services import api_key_issue
 from apps.balance.services import balance_charge
 from apps.coupons.services import coupon_create, coupon_issue
 from apps.products.services import product_create
+from common.broker_options import is_amqp
 from common.redis import redis_client
 from eventbus.bus import domain_event
-from tests.saga_worker import running_worker
+from tests.broker.rabbitmq import ensure_vhost
+from tests.saga_worker import purge_queues, running_worker
 
 _names = itertools.count(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def rabbitmq_vhost():
+    """On RabbitMQ (TEST_BROKER_KIND=amqp), the run's own virtual host, created if missing."""
+    if is_amqp(settings.CELERY_BROKER_URL):
+        ensure_vhost(settings.CELERY_BROKER_URL)
+
+
 @pytest.fixture(autouse=True)
 def clean_redis():
-    """Every test starts with the test Redis database empty (never the development one)."""
+    """Every test starts with the test Redis database empty (never the development one), and on RabbitMQ
+    with the run's queues empty."""
     assert settings.REDIS_URL != "redis://127.0.0.1:6379/0", "tests must not touch the development Redis"
     redis_client().flushdb()
+    if is_amqp(settings.CELERY_BROKER_URL):
+        purge_queues()
     yield
 
 

@@ -9,26 +9,43 @@ from celery.worker import state as worker_state
 from django.db import connections
 
 from common.queues import SAGA_GROUPS, queues_of
-from common.redis import redis_client
 from config.celery import app
+from eventbus.queue_depth import waiting_messages
 
 
 def queued_messages() -> int:
-    client = redis_client()
-    return sum(client.llen(queue) for queue in queues_of(SAGA_GROUPS))
+    """The messages waiting in the saga's queues, on either broker."""
+    depths = waiting_messages(queues_of(SAGA_GROUPS))
+    assert None not in depths.values(), f"the broker's queues cannot be read: {depths}"
+    return sum(depths.values())
+
+
+def purge_queues() -> None:
+    """Empty every queue, on a connection of its own: a pooled one may be stale (RabbitMQ restarted)."""
+    with app.connection_for_write() as connection:
+        app.control.purge(connection=connection)
 
 
 @contextmanager
 def running_worker(concurrency: int = 4, purge: bool = True) -> Iterator[object]:
     """Start a worker; `purge=False` keeps tasks queued before it started (they run as it starts)."""
     if purge:
-        app.control.purge()
+        purge_queues()
     with start_worker(
         app, pool="threads", concurrency=concurrency, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30
     ) as worker:
+        _wake_often(worker)
         yield worker
         wait_until_idle()
     connections.close_all()
+
+
+def _wake_often(worker) -> None:
+    """A timer on the worker's event loop, so that it sees the test's stop at once: RabbitMQ's transport
+    sets none of its own, and the loop would sleep until its next one (seconds) before stopping."""
+    hub = getattr(worker, "hub", None)
+    if hub is not None:
+        hub.call_repeatedly(0.2, lambda: None)
 
 
 def wait_until_idle(timeout: float = 30.0, quiet_for: float = 0.3) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import environ
 
+from common.broker_options import CLASSIC, broker_transport, broker_transport_options, checked_queue_type
 from common.logs import configure_structlog, frequent_tasks, logging_config
 from common.queues import MAINTENANCE_QUEUE, InstalledAppQueues
 
@@ -255,8 +256,13 @@ MAX_LINE_QUANTITY = 1_000
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
-# On Redis, kombu's transport keeping one client per channel (common/broker.py); other brokers their own.
-CELERY_BROKER_TRANSPORT = "common.broker:Transport" if CELERY_BROKER_URL.startswith("redis://") else None
+# Chosen from the URL (common/broker_options.py, README "Brokers"): on Redis, kombu's transport keeping one
+# client per channel (common/broker.py) and the visibility timeout; on RabbitMQ, publisher confirms.
+CELERY_BROKER_TRANSPORT = broker_transport(CELERY_BROKER_URL)
+# RabbitMQ's queue type: classic (durable), or quorum (replicated; RabbitMQ 4.0.1 or later).
+CELERY_BROKER_QUEUE_TYPE = checked_queue_type(env("CELERY_BROKER_QUEUE_TYPE", default=CLASSIC), CELERY_BROKER_URL)
+CELERY_TASK_DEFAULT_QUEUE_TYPE = CELERY_BROKER_QUEUE_TYPE
+CELERY_TASK_DEFAULT_DELIVERY_MODE = "persistent"  # written to disk by RabbitMQ, kept across its restarts
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
@@ -265,8 +271,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 60
 CELERY_TASK_SOFT_TIME_LIMIT = 50
-# A message a dead worker held comes back after this; the relay re-sends sooner if it is not handled.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workers keep their database connection across tasks (config/celery.py closes it when it errored or
 # outlived CONN_MAX_AGE, with a health check before reuse) instead of reconnecting for every task.

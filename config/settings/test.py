@@ -3,6 +3,8 @@ import os
 import shutil
 import tempfile
 
+from common.broker_options import broker_transport, broker_transport_options
+
 from .base import *  # noqa: F403
 from .base import CACHES, DATABASES, INSTALLED_APPS, REST_FRAMEWORK, STORAGES, env
 
@@ -13,7 +15,18 @@ DEBUG = False
 # Tests use their own Redis database so that a running `make run` fleet never sees their tasks.
 REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
 CACHES["default"]["LOCATION"] = REDIS_URL
-CELERY_BROKER_URL = REDIS_URL
+# TEST_BROKER_KIND=amqp: the broker is RabbitMQ, on a virtual host named after the test database, so that two
+# runs' queues of the same names never meet (created by the tests' session fixture, tests/broker/rabbitmq.py).
+# (Not TEST_BROKER: Celery's test worker takes that one for the broker's host name.)
+TEST_BROKER_KIND = env("TEST_BROKER_KIND", default="redis")
+if TEST_BROKER_KIND == "amqp":
+    CELERY_BROKER_URL = env(
+        "TEST_AMQP_URL", default=f"amqp://guest:guest@127.0.0.1:5672/{DATABASES['default']['TEST']['NAME']}"
+    )
+else:
+    CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_TRANSPORT = broker_transport(CELERY_BROKER_URL)
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATA_PLATFORM_URL = None
 DATA_PLATFORM_BACKOFF_SECONDS = 0.05

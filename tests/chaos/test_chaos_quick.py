@@ -1,7 +1,8 @@
-"""The short form of the chaos run, as CI runs it: 100 orders against the API on gunicorn and the
+"""The short form of the chaos run, as CI runs it, on each broker: 100 orders against the API on gunicorn and the
 Procfile's worker fleet while a prefork pool process is killed, Redis is flushed, the workers' database
 connections are cut and the remote calls' threads worker crashes and is restarted. Every order must
-settle, and every invariant of docs/design.md §5 must hold.
+settle, and every invariant of docs/design.md §5 must hold. On RabbitMQ (`--broker amqp`) the broker is
+also stopped and started again, and one of the saga's queues purged.
 
 It runs `python -m chaos --quick` as its own process tree, on the database and Redis db the test settings
 name (CHAOS_DATABASE_NAME, CHAOS_REDIS_URL: TEST_CHAOS_DATABASE_NAME, TEST_CHAOS_REDIS_URL) and on any
@@ -9,11 +10,14 @@ free port, so that two checkouts' test runs can go on at once. Two runs on the s
 never overlap: the second waits for the first's lock."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from django.conf import settings
+
+from chaos import rabbitmq
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 240
@@ -44,12 +48,16 @@ def chaos_summary(stdout: str) -> dict:
     return json.loads(lines[-1])
 
 
-def test_the_quick_chaos_run_ends_with_no_stuck_order_and_no_violation():
-    # given the whole system on a production-style server and worker fleet, under load and faults
-    command = [
-        *(sys.executable, "-m", "chaos", "--quick", "--lock-wait", str(LOCK_WAIT)),
+def quick_chaos_command(*, broker: str) -> list[str]:
+    return [
+        *(sys.executable, "-m", "chaos", "--quick", "--lock-wait", str(LOCK_WAIT), "--broker", broker),
         *("--db-name", settings.CHAOS_DATABASE_NAME, "--redis-url", settings.CHAOS_REDIS_URL, "--port", "free"),
     ]
+
+
+def test_the_quick_chaos_run_ends_with_no_stuck_order_and_no_violation():
+    # given the whole system on a production-style server and worker fleet, under load and faults
+    command = quick_chaos_command(broker="redis")
 
     # when the quick chaos run places its orders, injects its faults and waits for the saga to settle
     run = run_chaos(command)
@@ -70,3 +78,30 @@ def test_the_quick_chaos_run_ends_with_no_stuck_order_and_no_violation():
     assert summary["cancel_answers"].get("202", 0) > 0, output
     assert summary["cancel_replays_wrong"] == [], output
     assert summary["faults"] == {"crash": 1, "cut": 1, "flush": 1, "kill": 1}, output
+
+
+def test_the_quick_chaos_run_on_rabbitmq_survives_its_restart_and_a_purged_queue():
+    # given the same fleet with its messages on RabbitMQ (a vhost of the run's own), under the same faults
+    # and the broker's own: RabbitMQ stopped and started again, one of the saga's queues purged
+    command = quick_chaos_command(broker="amqp")
+
+    # when the quick chaos run places its orders, injects its faults and waits for the saga to settle
+    run = run_chaos(command)
+
+    # then every order settled and every invariant holds: the relay sent again what the broker lost
+    output = f"{run.stdout[-6000:]}\n--- stderr ---\n{run.stderr[-3000:]}"
+    assert run.returncode == 0, output
+    summary = chaos_summary(run.stdout)
+    assert summary["broker"] == "amqp", output
+    assert (summary["ok"], summary["stuck"], summary["violations"], summary["monitor_findings"]) == (True, 0, 0, []), (
+        output
+    )
+    assert summary["server_errors"] == 0, output
+    assert summary["completed"] > 0 and summary["failed"] > 0, output
+    assert summary["completed"] + summary["failed"] + summary["canceled"] == summary["orders"] > 0, output
+    assert summary["faults"] == {"crash": 1, "cut": 1, "flush": 1, "kill": 1, "purge": 1, "restart": 1}, output
+    # and the purge lost messages the relay had to send again
+    purged = re.search(r"purge_queue \S+ with (\d+) messages waiting", run.stdout)
+    assert purged and int(purged.group(1)) > 0, output
+    # and RabbitMQ runs again, for whatever comes next on the machine
+    assert rabbitmq.running()

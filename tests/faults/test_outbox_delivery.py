@@ -1,20 +1,18 @@
 """No event is lost between the database and the worker: the outbox relay sends again what never left,
 and what the broker lost."""
 
-from contextlib import contextmanager
-
 import psycopg
 import pytest
 from django.db import connection
 
 from apps.orders.consistency import violations
 from apps.orders.models import Order
-from common.redis import redis_client
 from config.celery import app
 from eventbus.listeners import _bookkeep
 from eventbus.models import OutboxMessage
 from eventbus.outbox import outbox_mark_handled
 from eventbus.relay import outbox_relay
+from tests.broker.refusing import broker_refusing_writes
 from tests.participants import all_steps
 from tests.saga.conftest import settled
 from tests.saga_worker import queued_messages, running_worker
@@ -121,21 +119,6 @@ def test_a_listener_whose_database_connection_was_cut_still_closes_its_row(an_or
     _bookkeep(lambda: outbox_mark_handled([(str(row.event_id), row.listener)]))
     row.refresh_from_db()
     assert row.handled_at is not None
-
-
-@contextmanager
-def broker_refusing_writes():
-    """The broker's Redis refuses every write (its memory limit reached, nothing to evict): a message
-    cannot be sent, for real, until it is lifted."""
-    client = redis_client()
-    saved = {**client.config_get("maxmemory"), **client.config_get("maxmemory-policy")}
-    client.config_set("maxmemory-policy", "noeviction")
-    client.config_set("maxmemory", 1)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            client.config_set(name, value)
 
 
 def test_a_relay_run_that_cannot_send_leaves_the_rows_due_with_their_dispatch_budget(an_order, settings):

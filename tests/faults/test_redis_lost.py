@@ -9,6 +9,7 @@ from apps.orders.consistency import violations
 from apps.orders.services import orders_recover
 from apps.orders.tasks import record_step_result_task
 from apps.products.tasks import deduct_stock_task
+from common.broker_options import is_amqp
 from common.redis import redis_client
 from eventbus.relay import outbox_relay
 from tests.faults.conftest import envelopes_of
@@ -47,8 +48,10 @@ def test_redis_flushed_between_two_steps(
     # then the relay sends the lost step again, and the sweep rebuilds the hash and decides, once
     settings.OUTBOX_START_GRACE_SECONDS = 0
     settings.SAGA_RECONCILE_AFTER_SECONDS = 0
+    # (On RabbitMQ the queued coupon step outlives Redis: nothing is lost, nothing sent again.)
+    lost_steps = 0 if is_amqp(settings.CELERY_BROKER_URL) else 1
     with running_worker(purge=False):
-        assert outbox_relay() == 1  # the coupon step; the others were handled before the flush
+        assert outbox_relay() == lost_steps  # the coupon step; the others were handled before the flush
         wait_for(lambda: redis_client().hget(f"order:{order_id}:process", "coupon") == b"SUCCESS", message="coupon")
         assert orders_recover() == {"reconciled": 1}
         order = settled(order_id, "COMPLETED")
