@@ -11,7 +11,9 @@ bench app (config.settings.bench), and measures in one run:
 5. the monolith reference (bench/monolith.py) on the same server, database and orders;
 6. then, on a second fleet whose gateway answers after 200 ms (--gateway-ms) and whose deliveries go to
    a real HTTP data platform answering after 100 ms (--data-platform-ms; bench/remote.py), the saga's
-   saturation and its end-to-end latency at half of it, and the monolith.
+   saturation and its end-to-end latency at half of it, and the monolith;
+7. then, on a third fleet whose messages go through RabbitMQ (a vhost of the benchmark's own, recreated;
+   bench/amqp.py), the saga's closed loop again, beside the Redis broker's.
 Writes bench/results/<timestamp>.json, .md and .png; exits non-zero if a check fails. Every child is
 stopped at the end, whatever happened.
 """
@@ -26,6 +28,7 @@ import time
 import redis
 
 from bench import data, phases, report
+from bench.amqp import run_amqp_phase
 from bench.environment import API_PORT, DB_NAME, REDIS_URL, RESULTS_DIR, bench_environment
 from bench.figures import assemble, checks
 from bench.remote import CLIENTS_FACTOR, Latency, run_remote_phases
@@ -64,6 +67,7 @@ def prepare(environment, sizes: phases.Sizes) -> dict:
     shop = {
         "catalog": data.create_catalog(prefix="Bench"),
         "saga": data.create_customers(count=sizes.clients * 2, prefix="saga", balance=CUSTOMER_BALANCE),
+        "saga_amqp": data.create_customers(count=sizes.clients * 2, prefix="saga_amqp", balance=CUSTOMER_BALANCE),
         "half": data.create_customers(count=sizes.clients * 2, prefix="half", balance=CUSTOMER_BALANCE),
         "monolith": data.create_customers(count=sizes.clients * 2, prefix="monolith", balance=CUSTOMER_BALANCE),
         **{
@@ -122,6 +126,12 @@ def run(options: argparse.Namespace, environment: RunEnvironment) -> int:
     remote = run_remote_phases(environment, shop=shop, sizes=sizes, counters=counters, latency=latency, say=say)
     series.update(remote.series)
     found["after the remote phases: all orders §5, the saga's §5.4"] = remote.violations
+    monolith_users = [customer.id for customer in (*shop["monolith"], *shop["monolith_remote"])]
+    amqp = run_amqp_phase(
+        environment, shop=shop, sizes=sizes, counters=counters, monolith_users=monolith_users, say=say
+    )
+    series.update(amqp.series)
+    found["after the saga on RabbitMQ: all orders §5, the saga's §5.4"] = amqp.violations
     run_figures = {
         "started_at": stamp,
         "quick": options.quick,
@@ -132,9 +142,17 @@ def run(options: argparse.Namespace, environment: RunEnvironment) -> int:
         "workers": workers,
     }
     figures = assemble(
-        run=run_figures, noop=noop, monolith=mono, saga=saga, hot=hot, rush=rush, remote=remote, latency=latency
+        run=run_figures,
+        noop=noop,
+        monolith=mono,
+        saga=saga,
+        hot=hot,
+        rush=rush,
+        remote=remote,
+        latency=latency,
+        amqp=amqp,
     )
-    figures["checks"] = checks(figures, found, [*unexpected, *remote.unexpected_exits])
+    figures["checks"] = checks(figures, found, [*unexpected, *remote.unexpected_exits, *amqp.unexpected_exits])
     paths = report.save(figures, series, RESULTS_DIR, stamp)
     print()
     print(report.markdown(figures).split("\nHow to read this")[0])

@@ -1,7 +1,7 @@
 """CPU seconds spent by each part of the system, read from /proc: where an order's cost goes.
 
 The fleet's children each lead a process group of their own (chaos.processes), which holds their
-gunicorn or prefork children; PostgreSQL and Redis are found by their process names; this process is
+gunicorn or prefork children; PostgreSQL, Redis and RabbitMQ are found by their process names; this process is
 the load generator (its client threads and its completion watcher)."""
 
 import os
@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
-SERVERS = {"postgres": "postgres", "redis-server": "redis"}
+SERVERS = {"postgres": "postgres", "redis-server": "redis", "beam.smp": "rabbitmq"}  # RabbitMQ: the Erlang VM
 
 
 def cpu_seconds_by_part(groups: dict[int, str]) -> dict[str, float]:

@@ -5,12 +5,14 @@ below are the defaults of `python -m bench --db-name --redis-url --port`; logs g
 Production settings plus the bench app (config.settings.bench), a random secret key, the shop's default
 saga timings (deadline 60 s), a gateway that never declines and adds no latency, no data platform URL.
 The remote phases run a second fleet with the same values but a gateway and a data platform as slow as
-real ones (remote_environment).
+real ones (remote_environment), and a third the same values with its messages on RabbitMQ, in a vhost of
+its own (amqp_environment).
 """
 
 import copy
 import os
 
+from chaos import rabbitmq
 from chaos.environment import NO_RATE_LIMITS, ROOT, RunEnvironment
 
 DB_NAME = "shop_bench"
@@ -55,3 +57,18 @@ def remote_environment(environment: RunEnvironment, *, gateway_ms: int, data_pla
     }
     remote.log_dir = environment.log_dir / "remote"
     return remote
+
+
+def bench_vhost(environment: RunEnvironment) -> str:
+    """The benchmark's RabbitMQ vhost (`bench_<database>`), recreated before its fleet starts."""
+    return rabbitmq.vhost_of(environment.db_name, prefix=rabbitmq.BENCH_VHOST_PREFIX)
+
+
+def amqp_environment(environment: RunEnvironment) -> RunEnvironment:
+    """The run's environment (same database, Redis db, port, secret key, partners) with the messages on
+    RabbitMQ, in the benchmark's vhost; the Redis db keeps everything else (process hashes, locks, the
+    counters). Its fleet logs to a directory of its own."""
+    amqp = copy.copy(environment)
+    amqp.variables = {**environment.variables, "CELERY_BROKER_URL": rabbitmq.broker_url(bench_vhost(environment))}
+    amqp.log_dir = environment.log_dir / "amqp"
+    return amqp

@@ -1,6 +1,9 @@
 """The run's figures, as bench/results/<timestamp>.json holds them, built from each phase's own, and the
 checks a run must pass."""
 
+from collections.abc import Iterable
+
+from bench.amqp import AmqpRun
 from bench.remote import Latency, RemoteRun
 
 
@@ -22,6 +25,21 @@ def monolith_remote(run: RemoteRun, latency: Latency) -> dict:
     return {"gateway_ms": latency.gateway_ms, **run.monolith}
 
 
+def cpu_per_task(phase: dict, workers: Iterable[str]) -> dict:
+    """The workers' CPU per order (their parts of `cpu_ms_per_order_by_part`: pool and consumer) and per
+    Celery task (that over `tasks_per_order`): what a broker costs the workers for each message."""
+    by_part = phase.get("cpu_ms_per_order_by_part") or {}
+    tasks = phase.get("tasks_per_order")
+    if not by_part or not tasks:
+        return {"workers_cpu_ms_per_order": None, "cpu_ms_per_task": None}
+    workers_ms = sum(by_part.get(name, 0.0) for name in workers)
+    return {"workers_cpu_ms_per_order": round(workers_ms, 1), "cpu_ms_per_task": round(workers_ms / tasks, 2)}
+
+
+def saga_amqp(run: AmqpRun, workers: Iterable[str]) -> dict:
+    return {"vhost": run.vhost, **run.saga_closed, **cpu_per_task(run.saga_closed, workers)}
+
+
 def assemble(
     *,
     run: dict,
@@ -32,13 +50,17 @@ def assemble(
     rush: dict,
     remote: RemoteRun,
     latency: Latency,
+    amqp: AmqpRun,
 ) -> dict:
+    """`run["workers"]` names the fleet's workers (their parts of the CPU by part)."""
+    workers = list(run.get("workers", {}))
     return {
         "run": run,
         "celery_noop_tasks_per_s": noop["per_s"],
         "celery_noop": noop,
         "monolith": monolith,
-        "saga": saga,
+        "saga": {**saga, **cpu_per_task(saga, workers)},
+        "saga_amqp": saga_amqp(amqp, workers),
         "saga_remote": saga_remote(remote, latency),
         "monolith_remote": monolith_remote(remote, latency),
         "data_platform": remote.data_platform,
@@ -51,7 +73,7 @@ def checks(figures: dict, found: dict[str, list[str]], unexpected_exits: list[st
     """What must hold in every run: exact counts, no order refused or failed, every delivery sent, no
     invariant broken (`found`: the lines broken, by when they were checked), no process exited."""
     saga, hot, rush, mono = figures["saga"], figures["hot_product"], figures["coupon_rush"], figures["monolith"]
-    saga_remote, mono_remote = figures["saga_remote"], figures["monolith_remote"]
+    saga_remote, mono_remote, amqp = figures["saga_remote"], figures["monolith_remote"], figures["saga_amqp"]
     platform = figures["data_platform"]
     deliveries = platform.get("deliveries", {})
     expectations = [
@@ -71,6 +93,8 @@ def checks(figures: dict, found: dict[str, list[str]], unexpected_exits: list[st
         ("saga remote half-load orders COMPLETED", saga_remote["half_load"].get("orders"),
             saga_remote["half_load"].get("completed")),
         ("monolith remote orders refused", 0, mono_remote.get("refused")),
+        ("saga on RabbitMQ orders FAILED", 0, amqp.get("failed")),
+        ("saga on RabbitMQ orders refused", 0, amqp.get("refused")),
         ("data platform: every delivery settled within 120 s", True, deliveries.get("settled_after_s") is not None),
         ("data platform: deliveries dead", 0, deliveries.get("dead")),
         ("data platform: events accepted, one per delivery sent", deliveries.get("sent"), platform.get("accepted")),

@@ -24,8 +24,8 @@ How to read this:
 - **CPU per order** (`cpu_ms_per_order` in the JSON): CPU seconds (user + system, from /proc) over the
   window divided by the orders completed in it, split by part of the system
   (`cpu_ms_per_order_by_part`): `api` (gunicorn), each worker of the fleet by its Procfile name (pool
-  and consumer), `postgres`, `redis`, the `load generator` (this process: the HTTP clients and the
-  completion watcher), the `data platform` (remote phases), `beat` and `other` (anything else on the
+  and consumer), `postgres`, `redis`, `rabbitmq`, the `load generator` (this process: the HTTP clients
+  and the completion watcher), the `data platform` (remote phases), `beat` and `other` (anything else on the
   machine: at a low throughput it weighs heavily per order, and so does the PostgreSQL work of other
   databases). Busy share: that CPU time over the window's core-seconds; near 1.0 the machine, not the
   design, sets the pace.
@@ -47,6 +47,13 @@ How to read this:
 - Hot product: settled = every order decided and every listener task (the compensations) handled; the
   invariants of docs/design.md §5 are checked over every saga order then, and over every order (less §5.4, as
   the monolith publishes no events) at the end.
+- **Saga on RabbitMQ**: a third fleet, started after the remote phases', with the first fleet's
+  settings and partners but its messages on RabbitMQ (publisher confirms, durable queues;
+  common/broker_options.py) in a vhost of the benchmark's own, recreated first; the saga's closed loop
+  measured as above, then §5 checked again. Its Redis commands are the saga's own (process hashes,
+  locks, rank), no broker traffic; `rabbitmq` is the RabbitMQ server's CPU (the Erlang VM, idle in the
+  other phases). **CPU per task**: the workers' CPU per order (their parts: pool and consumer) over the
+  Celery tasks per order, for both brokers.
 - Everything runs on one machine with 2 cores: the load generator's threads, gunicorn, the workers,
   beat, PostgreSQL and Redis share them, and so does anything else running at the time.
 """
@@ -93,6 +100,29 @@ def _remote_rows(figures: dict) -> list[str]:
     ]
 
 
+def _amqp_rows(figures: dict) -> list[str]:
+    """The saga on RabbitMQ beside the Redis broker's saga, measured alike in the same run."""
+    amqp, saga = figures.get("saga_amqp") or {}, figures["saga"]
+
+    def per_task(phase: dict) -> str:
+        return f"{phase.get('cpu_ms_per_order')} ms / {phase.get('cpu_ms_per_task')} ms"
+
+    return [
+        f"| saga on RabbitMQ (publisher confirms): completed orders/s | {amqp.get('orders_per_s')} "
+        f"(Redis broker: {saga.get('orders_per_s')}; {amqp.get('clients')} clients, {amqp.get('window_s')} s) |",
+        f"| saga on RabbitMQ: end-to-end latency p50 / p95 / p99 | {_p(figures, 'saga_amqp.e2e_latency_ms')} ms "
+        f"(Redis broker: {_p(figures, 'saga.e2e_latency_ms')} ms) |",
+        f"| CPU per order / per task (workers' CPU per order / tasks per order), RabbitMQ vs Redis | "
+        f"{per_task(amqp)} vs {per_task(saga)} (workers {amqp.get('workers_cpu_ms_per_order')} vs "
+        f"{saga.get('workers_cpu_ms_per_order')} ms per order, {amqp.get('tasks_per_order')} vs "
+        f"{saga.get('tasks_per_order')} tasks) |",
+        f"| saga on RabbitMQ: CPU per order | {_cpu(figures, 'saga_amqp')} |",
+        f"| saga on RabbitMQ: SQL statements / Redis commands per order | {amqp.get('sql_queries_per_order')} / "
+        f"{amqp.get('redis_commands_per_order')} (Redis broker: {saga.get('sql_queries_per_order')} / "
+        f"{saga.get('redis_commands_per_order')}) |",
+    ]
+
+
 def markdown(figures: dict) -> str:
     saga, mono, hot, rush = figures["saga"], figures["monolith"], figures["hot_product"], figures["coupon_rush"]
     half = saga.get("half_load", {})
@@ -117,6 +147,7 @@ def markdown(figures: dict) -> str:
         f"({saga.get('sql_queries_per_order_api')} + {saga.get('sql_queries_per_order_workers')}) |",
         f"| saga: Redis commands per order | {saga.get('redis_commands_per_order')} |",
         f"| saga: CPU per order | {_cpu(figures, 'saga')} |",
+        *_amqp_rows(figures),
         f"| consistency monitor: one run over its window | {saga.get('monitor', {}).get('ms')} ms for "
         f"{saga.get('monitor', {}).get('orders')} orders, {saga.get('monitor', {}).get('found')} broken |",
         *_remote_rows(figures),
@@ -171,6 +202,7 @@ def chart(figures: dict, series: dict, path: Path) -> None:
         (f"monolith, {figures['monolith']['clients']} clients", series["monolith"]["completed_per_s"]),
         ("saga remote, closed loop", series["saga_remote"]["completed_per_s"]),
         ("monolith remote", series["monolith_remote"]["completed_per_s"]),
+        ("saga on RabbitMQ, closed loop", series.get("saga_amqp", {}).get("completed_per_s", [])),
     ]:
         middle.plot(range(len(values)), values, label=label, drawstyle="steps-post")
     window_start, window_end = series["saga"]["window"]

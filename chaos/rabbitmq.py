@@ -1,7 +1,8 @@
 """The RabbitMQ side of a run on `--broker amqp`: the run's own vhost, and the broker's faults.
 
-A run's messages live in a vhost of its own (`chaos_<database>`), deleted and added again at its start so
-that it starts empty, and never any other: runs from several checkouts share the one RabbitMQ node.
+A run's messages live in a vhost of its own (`chaos_<database>`; the benchmark's `bench_<database>`),
+deleted and added again at its start so that it starts empty, and never any other: runs from several
+checkouts share the one RabbitMQ node.
 Everything goes through `rabbitmqctl` (root on this machine), which needs no management plugin.
 
 Stopping the node's RabbitMQ application cuts every connection of every vhost: the restart fault always
@@ -18,6 +19,8 @@ RABBITMQCTL = "rabbitmqctl"
 AMQP_SERVER = "amqp://guest:guest@127.0.0.1:5672"
 USER = "guest"
 VHOST_PREFIX = "chaos_"
+BENCH_VHOST_PREFIX = "bench_"  # the benchmark's phase on RabbitMQ (bench.environment.amqp_environment)
+RUN_VHOST_PREFIXES = (VHOST_PREFIX, BENCH_VHOST_PREFIX)  # the only vhosts fresh_vhost deletes
 COMMAND_TIMEOUT = 60.0  # seconds: stop_app waits for the node to close its connections and queues
 STARTED_PATIENCE = 60.0
 
@@ -26,9 +29,11 @@ class RabbitMQError(RuntimeError):
     pass
 
 
-def vhost_of(db_name: str) -> str:
+def vhost_of(db_name: str, *, prefix: str = VHOST_PREFIX) -> str:
     """The run's vhost, named after its database: one run at a time holds both (chaos.runner.only_run)."""
-    return f"{VHOST_PREFIX}{db_name}"
+    if prefix not in RUN_VHOST_PREFIXES:
+        raise ValueError(f"a run's vhost starts with one of {RUN_VHOST_PREFIXES}, not {prefix!r}")
+    return f"{prefix}{db_name}"
 
 
 def broker_url(vhost: str) -> str:
@@ -50,8 +55,8 @@ def rabbitmqctl(*arguments: str, timeout: float = COMMAND_TIMEOUT) -> str:
 
 def fresh_vhost(vhost: str) -> None:
     """Delete the run's vhost with whatever queues a past run left in it, add it again, let guest use it."""
-    if not vhost.startswith(VHOST_PREFIX):
-        raise ValueError(f"a run deletes only its own vhost ({VHOST_PREFIX}...), not {vhost!r}")
+    if not vhost.startswith(RUN_VHOST_PREFIXES) or vhost in RUN_VHOST_PREFIXES:
+        raise ValueError(f"a run deletes only its own vhost ({'..., '.join(RUN_VHOST_PREFIXES)}...), not {vhost!r}")
     if vhost in rabbitmqctl("list_vhosts", "--no-table-headers", "name").split():
         rabbitmqctl("delete_vhost", vhost)
     rabbitmqctl("add_vhost", vhost)

@@ -3,11 +3,13 @@ table and the checks, built from phase figures as the phases return them (no fle
 
 import pytest
 
-from bench.environment import bench_environment, remote_environment
+from bench.amqp import AmqpRun
+from bench.environment import amqp_environment, bench_environment, remote_environment
 from bench.figures import assemble, checks
 from bench.metrics import Snapshot, per_order
 from bench.remote import Latency, RemoteRun
 from bench.report import markdown
+from chaos import rabbitmq
 
 LATENCY = Latency(gateway_ms=200, data_platform_ms=100)
 
@@ -61,11 +63,21 @@ def remote_run(**data_platform) -> RemoteRun:
     )  # fmt: skip
 
 
-def figures(remote: RemoteRun | None = None) -> dict:
+def amqp_run(**saga_closed) -> AmqpRun:
+    return AmqpRun(
+        saga_closed={
+            **closed_loop(20.0, {"api": 2.0, "steps": 6.0, "flow": 4.0, "rabbitmq": 4.0}, 500.0),
+            **saga_closed,
+        },
+        vhost="bench_shop_bench",
+    )
+
+
+def figures(remote: RemoteRun | None = None, amqp: AmqpRun | None = None) -> dict:
     saga = closed_loop(30.0, {"api": 3.0, "steps": 6.0, "flow": 6.0}, e2e_p50=400.0)
     saga["half_load"] = half_load(e2e_p50=60.0)
     built = assemble(
-        run={"started_at": "20260101-000000", "quick": True},
+        run={"started_at": "20260101-000000", "quick": True, "workers": dict.fromkeys(("steps", "flow", "remote"), "")},
         noop={"per_s": 800.0},
         monolith=monolith(150.0, {"api": 15.0}),
         saga=saga,
@@ -75,6 +87,7 @@ def figures(remote: RemoteRun | None = None) -> dict:
             "requests_per_s": 900.0},
         remote=remote or remote_run(),
         latency=LATENCY,
+        amqp=amqp or amqp_run(),
     )  # fmt: skip
     built["checks"] = checks(built, {"saga orders, §5": []}, [])
     return built
@@ -136,3 +149,51 @@ def test_the_remote_fleet_runs_with_slow_partners_on_the_same_resources():
     assert {key: remote.settings()[key] for key in same} == {key: environment.settings()[key] for key in same}
     assert remote.database_url("x") == environment.database_url("x") and remote.api_port == environment.api_port
     assert remote.log_dir != environment.log_dir
+
+
+def test_the_saga_on_rabbitmq_stands_beside_the_redis_saga_with_its_cpu_per_task():
+    built = figures()
+
+    # 40 tasks in each 10 s window: 0.2 tasks per order at 20/s, 0.13 at 30/s
+    amqp, saga = built["saga_amqp"], built["saga"]
+    assert amqp["orders_per_s"] == 20.0 and amqp["vhost"] == "bench_shop_bench"
+    # the workers' parts only (not the api, not the broker): 10 s of steps and flow over 200 orders
+    assert amqp["workers_cpu_ms_per_order"] == 50.0
+    assert amqp["cpu_ms_per_task"] == pytest.approx(50.0 / 0.2)
+    assert saga["workers_cpu_ms_per_order"] == 40.0
+    assert saga["cpu_ms_per_task"] == pytest.approx(40.0 / 0.13, rel=0.01)
+    table = markdown(built).split("\nHow to read this")[0]
+    assert "| saga on RabbitMQ (publisher confirms): completed orders/s | 20.0 (Redis broker: 30.0;" in table
+    assert (
+        "| CPU per order / per task (workers' CPU per order / tasks per order), RabbitMQ vs Redis "
+        "| 80.0 ms / 250.0 ms vs 50.0 ms / 307.69 ms" in table
+    )
+    assert "| saga on RabbitMQ: CPU per order | 80.0 ms (steps 30.0, flow 20.0, rabbitmq 20.0, api 10.0)" in table
+
+
+def test_a_saga_on_rabbitmq_without_completed_orders_has_no_cpu_per_task_and_fails_the_checks():
+    built = figures(amqp=amqp_run(**per_order(window({}), 0), failed=3, refused=1))
+
+    assert built["saga_amqp"]["cpu_ms_per_task"] is None
+    assert "saga on RabbitMQ orders FAILED: 0 expected, 3 found" in built["checks"]["problems"]
+    assert "saga on RabbitMQ orders refused: 0 expected, 1 found" in built["checks"]["problems"]
+
+
+def test_the_rabbitmq_fleet_runs_on_the_benchmarks_own_vhost_with_the_same_resources():
+    environment = bench_environment(db_name="shop_bench_x")
+    amqp = amqp_environment(environment)
+
+    assert amqp.settings()["CELERY_BROKER_URL"] == "amqp://guest:guest@127.0.0.1:5672/bench_shop_bench_x"
+    assert environment.settings()["CELERY_BROKER_URL"] == environment.redis_url
+    same = ("DJANGO_SECRET_KEY", "REDIS_URL", "PAYMENT_LATENCY_MS", "DATA_PLATFORM_URL")
+    assert {key: amqp.settings()[key] for key in same} == {key: environment.settings()[key] for key in same}
+    assert amqp.log_dir != environment.log_dir
+
+
+def test_a_run_deletes_only_a_chaos_or_bench_vhost():
+    assert rabbitmq.vhost_of("shop_bench", prefix=rabbitmq.BENCH_VHOST_PREFIX) == "bench_shop_bench"
+    with pytest.raises(ValueError):
+        rabbitmq.vhost_of("shop_bench", prefix="")
+    for vhost in ("/", "bench_", "chaos_", "shop"):
+        with pytest.raises(ValueError):
+            rabbitmq.fresh_vhost(vhost)
