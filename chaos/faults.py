@@ -63,7 +63,7 @@ FULL_SCHEDULE = (
 # The broker's own faults, on RabbitMQ only. A restart keeps the faults after it waiting while the broker
 # is down (about 5 s, half the quick run's load): early, so that the others still hit a busy saga.
 QUICK_BROKER_FAULTS = ((0.1, "restart"), (0.6, "purge"))
-FULL_BROKER_FAULTS = ((0.27, "restart"), (0.47, "purge"), (0.77, "restart"), (0.86, "purge"))
+FULL_BROKER_FAULTS = ((0.27, "restart"), (0.35, "purge"), (0.77, "restart"), (0.86, "purge"))
 
 
 def schedule_of(*, quick: bool, broker: str) -> tuple[tuple[float, str], ...]:
