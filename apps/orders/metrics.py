@@ -9,11 +9,9 @@ FAILED; a cancel after completion is the customer's decision, not the saga's tim
 """
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
-from functools import partial
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
@@ -49,13 +47,9 @@ for _status, _outcome in OUTCOMES.items():  # every series exists from the start
         SAGA_DURATION.labels(outcome=_outcome)
 
 
-def order_moved_on_commit(*, status: str, created_at: datetime, at: datetime) -> None:
-    """Count an order's move to `status` (COMPLETED, FAILED, CANCELED), made at `at` by the caller's
-    conditional update, once its transaction commits. Call it only when the update changed the row."""
-    transaction.on_commit(partial(_count, status, (at - created_at).total_seconds()), robust=True)
-
-
-def _count(status: str, seconds: float) -> None:
+def count_order_moved(status: str, seconds: float) -> None:
+    """Count an order's move to an outcome (COMPLETED, FAILED, CANCELED), `seconds` after it was placed:
+    called once its transaction committed (apps.orders.services.moves)."""
     outcome = OUTCOMES[status]
     ORDERS_ENDED.labels(outcome=outcome).inc()
     if status in SAGA_ENDS:

@@ -9,10 +9,12 @@ from datetime import datetime, time, timedelta
 
 import pytest
 from django.utils import timezone
+from redis import Redis
 
 from apps.orders.events import OrderCanceled, OrderCompleted, OrderLine
 from apps.orders.facts import COMPLETED, OrderFacts, Scope
 from apps.products import invariants, rank
+from apps.products.models import Stock
 from apps.products.rank import (
     rank_drift,
     rank_key,
@@ -358,3 +360,26 @@ def test_while_orders_run_the_check_looks_at_the_orders_at_rest_and_rebuilds_aft
     assert rank_lost_days() == []
     # and the day that drifted is merged with PostgreSQL again: the finding stays, the rank is right
     assert rank.rank_drift_of_orders([1, 2, 3, 4]) == []
+
+
+def test_while_orders_run_a_redis_that_cannot_be_reached_leaves_the_rank_unchecked_and_the_stock_checked(
+    monkeypatch, make_product, caplog
+):
+    # given a completed order at rest, a product whose stock disagrees with its ledger, and Redis unreachable
+    complete(1, (7, 1))
+    product = make_product(stock=5)
+    Stock.objects.filter(product=product).update(quantity=4)
+    monkeypatch.setattr(rank, "redis_client", lambda: Redis.from_url("redis://127.0.0.1:6390/0"))
+    at_rest = OrderFacts(status=COMPLETED, total_price=PRICE, user_coupon_id=None, at_rest=True)
+    scope = Scope(orders={1: at_rest}, products=frozenset({product.pk}), overdue_before=timezone.now())
+
+    # when the monitor's check runs
+    found = invariants.check(scope)
+
+    # then the stock is still checked, and the rank's comparison is left for when Redis answers
+    assert found == [f"product {product.pk}: stock 4 != ledger 5"]
+    assert any(
+        getattr(record, "msg", {}).get("event") == "rank_not_checked"
+        for record in caplog.records
+        if isinstance(record.msg, dict)
+    )

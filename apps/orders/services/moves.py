@@ -10,18 +10,23 @@ from functools import partial
 import structlog
 from django.db import transaction
 
-from apps.orders.metrics import OUTCOMES, order_moved_on_commit
+from apps.orders.metrics import OUTCOMES, count_order_moved
 
 logger = structlog.get_logger(__name__)
 
 
 def order_moved(*, order_id: int, status: str, created_at: datetime, at: datetime, reason: str = "") -> None:
+    seconds = (at - created_at).total_seconds()
+    transaction.on_commit(partial(_tell, order_id, status, seconds, reason), robust=True)
+
+
+def _tell(order_id: int, status: str, seconds: float, reason: str) -> None:
     if status in OUTCOMES:
-        order_moved_on_commit(status=status, created_at=created_at, at=at)
-    fields = {"order_id": order_id, "seconds": round((at - created_at).total_seconds(), 3)}
+        count_order_moved(status, seconds)
+    fields = {"order_id": order_id, "seconds": round(seconds, 3)}
     if reason:
         fields["reason"] = reason
-    transaction.on_commit(partial(logger.info, f"order_{status.lower()}", **fields), robust=True)
+    logger.info(f"order_{status.lower()}", **fields)
 
 
 def order_placed(*, order_id: int, total_price: int) -> None:
