@@ -135,6 +135,26 @@ RETRY_AFTER = OpenApiParameter(
     description="Seconds until the client may send a request of this kind again.",
 )
 
+# Every answer carries its request's id (common.logs.RequestIdMiddleware): the caller's when it looks like one.
+REQUEST_ID = OpenApiParameter(
+    "X-Request-ID",
+    {"type": "string"},
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Optional: the caller's id for this request, kept on every log line of it and of the tasks it sends, "
+        "and returned. 1 to 128 letters, digits and `._:@/+=-`; any other value is replaced by a new id."
+    ),
+)
+REQUEST_ID_RETURNED = OpenApiParameter(
+    "X-Request-ID",
+    {"type": "string", "pattern": r"^[A-Za-z0-9._:@/+=-]{1,128}$"},
+    OpenApiParameter.HEADER,
+    required=True,
+    response=True,
+    description="The request's id in the logs: the caller's `X-Request-ID` when it is one, else a new one.",
+)
+
 
 # --- Idempotency keys (docs/api.md, "Idempotency keys"), attached by idempotency.decorators.idempotent ---
 
@@ -197,7 +217,7 @@ class ApiSchema(AutoSchema):
         return implied
 
     def get_override_parameters(self) -> list[Any]:
-        parameters = list(super().get_override_parameters())
+        parameters = [*super().get_override_parameters(), REQUEST_ID, REQUEST_ID_RETURNED]
         if self._needs_token():
             parameters.append(WWW_AUTHENTICATE)
         if self._throttle_scope():

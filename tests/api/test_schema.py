@@ -110,8 +110,9 @@ def test_a_throttled_answer_says_when_to_come_back(schema):
 @pytest.mark.parametrize(("method", "path"), KEYED, ids=[f"{method} {path}" for method, path in KEYED])
 def test_the_four_keyed_posts_take_an_idempotency_key_and_say_when_they_replay(schema, method, path):
     operation = operation_of(schema, method, path)
-    (key,) = [parameter for parameter in operation["parameters"] if parameter["in"] == "header"]
-    assert key["name"] == "Idempotency-Key"
+    headers = {parameter["name"]: parameter for parameter in operation["parameters"] if parameter["in"] == "header"}
+    assert set(headers) == {"Idempotency-Key", "X-Request-ID"}  # the request id: every operation's
+    key = headers["Idempotency-Key"]
     assert key.get("required", False) is False
     assert key["schema"]["minLength"] == 1 and key["schema"]["maxLength"] == 255
     success = min(status for status in OPERATIONS[(method, path)] if status < 300)
@@ -221,3 +222,18 @@ def test_the_docs_load_every_asset_from_the_application_itself(db):
     for url in assets.urls:
         assert url.startswith("/static/"), url
         assert client.get(url).status_code == 200, url
+
+
+def test_every_answer_says_its_request_id_and_the_schema_says_so(schema, client):
+    pattern = re.compile(
+        schema["paths"]["/healthz"]["get"]["responses"]["200"]["headers"]["X-Request-ID"]["schema"]["pattern"]
+    )
+    for (method, path), statuses in OPERATIONS.items():
+        operation = operation_of(schema, method, path)
+        assert "X-Request-ID" in {parameter["name"] for parameter in operation["parameters"]}, (method, path)
+        for status in statuses:
+            assert operation["responses"][str(status)]["headers"]["X-Request-ID"]["required"], (method, path, status)
+    given = client.get("/healthz", HTTP_X_REQUEST_ID="ticket-42")
+    made = client.get("/healthz", HTTP_X_REQUEST_ID="not an id")
+    assert given["X-Request-ID"] == "ticket-42"
+    assert pattern.fullmatch(made["X-Request-ID"]) and made["X-Request-ID"] != "not an id"
